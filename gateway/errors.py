@@ -1,0 +1,148 @@
+"""mlgate's error tree, and the one place where exceptions become responses.
+
+    GatewayError                 any answer the gateway gives instead of the model's
+    ├── BadRequest          400
+    ├── NotFound            404
+    ├── PayloadTooLarge     413
+    ├── ServiceUnavailable  503  (no ready replica; carries Retry-After)
+    └── UpstreamError            the replica could not be reached or failed mid-way
+        ├── UpstreamConnectError   502  (refused / reset before the request was sent)
+        ├── UpstreamProtocolError  502  (closed or garbled mid-exchange)
+        └── UpstreamTimeout        504
+
+Every error answer is JSON. The default body is ``{"message": "...", "reason": "<kind>"}``;
+a path whose API promises another shape (the seed's feedback endpoint) registers
+its own formatter with :func:`set_error_format`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger("mlgate.gateway")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorFormat = Callable[[int, str, str], object]
+
+
+class GatewayError(Exception):
+    status = 500
+    kind = "internal_error"
+
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class BadRequest(GatewayError):
+    status = 400
+    kind = "bad_request"
+
+
+class NotFound(GatewayError):
+    status = 404
+    kind = "not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    kind = "payload_too_large"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    kind = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after), **(headers or {})})
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    kind = "upstream_error"
+
+
+class UpstreamConnectError(UpstreamError):
+    kind = "upstream_connect_failed"
+
+
+class UpstreamProtocolError(UpstreamError):
+    kind = "upstream_protocol_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    kind = "upstream_timeout"
+
+
+def json_response(status: int, payload: object,
+                  headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload),
+                        content_type="application/json", headers=headers)
+
+
+def default_error_body(_status: int, message: str, kind: str) -> object:
+    return {"message": message, "reason": kind}
+
+
+ERROR_FORMATS = web.AppKey("mlgate_error_formats", dict)
+
+
+def set_error_format(app: web.Application, path_prefix: str, fmt: ErrorFormat) -> None:
+    """Answer errors under ``path_prefix`` with ``fmt(status, message, kind)`` as the JSON body.
+
+    Matched by path, not route, so 404/405/413 raised before routing get the same shape.
+    """
+    app.setdefault(ERROR_FORMATS, {})[path_prefix] = fmt
+
+
+def error_response(status: int, message: str, kind: str,
+                   headers: Mapping[str, str] | None = None,
+                   fmt: ErrorFormat = default_error_body) -> web.Response:
+    return json_response(status, fmt(status, message, kind), headers)
+
+
+def _format_for(request: web.Request) -> ErrorFormat:
+    for prefix, fmt in request.app.get(ERROR_FORMATS, {}).items():
+        if request.path.startswith(prefix):
+            return fmt
+    return default_error_body
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost filter: mlgate errors, aiohttp's HTTP exceptions and bugs all answer JSON."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return error_response(exc.status, exc.message, exc.kind, exc.headers,
+                              _format_for(request))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
+        message = _http_exception_message(request, exc)
+        return error_response(exc.status, message, exc.reason.lower().replace(" ", "_"), headers,
+                              _format_for(request))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal error in the gateway", "internal_error", None,
+                              _format_for(request))
+
+
+def _http_exception_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no route for {request.path}"
+    if exc.status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+        return f"method {request.method} is not allowed on {request.path}; allowed: {allowed}"
+    text = (exc.text or "").strip()
+    prefix = f"{exc.status}: "
+    return text.removeprefix(prefix) if text else exc.reason

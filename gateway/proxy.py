@@ -1,0 +1,79 @@
+"""The terminal filter: ``/model/<id>/...`` to a replica, answer, hand the exchange to logging.
+
+Header handling is pure and lives in ``headers.py``; this module only orchestrates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from storage import Exchange
+
+from .errors import NotFound, ServiceUnavailable, UpstreamConnectError
+from .headers import response_headers, upstream_headers, upstream_path
+from .request_id import REQUEST_ID_KEY
+from .routing import Deployment, RouteTable, pick_replica
+from .upstream import UpstreamPool, UpstreamResponse
+
+RecordSink = Callable[[Exchange], object]
+
+
+async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
+                             headers: dict[str, str], body: bytes) -> UpstreamResponse:
+    """Send to the least-loaded replica; on a connect failure try the next one."""
+    tried = []
+    last_error: UpstreamConnectError | None = None
+    while True:
+        replica = pick_replica(dep.replicas, tried)
+        if replica is None:
+            if last_error is not None:
+                raise last_error
+            raise ServiceUnavailable(f"model deployment {dep.id!r} has no ready replica")
+        replica.outstanding += 1
+        try:
+            response = await pool.send(replica, method, path_qs, headers, body)
+        except UpstreamConnectError as exc:
+            replica.consecutive_failures += 1
+            tried.append(replica)
+            last_error = exc
+            continue
+        finally:
+            replica.outstanding -= 1
+        replica.consecutive_failures = 0
+        return response
+
+
+def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
+                       sink: RecordSink) -> Callable[[web.Request], object]:
+    async def proxy(request: web.Request) -> web.Response:
+        dep_id = request.match_info["deployment"]
+        dep = table.get(dep_id)
+        if dep is None:
+            raise NotFound(f"model deployment {dep_id!r} not found")
+        path_qs = upstream_path(request.raw_path, f"/model/{dep_id}")
+        body = await request.read()
+        request_id = request[REQUEST_ID_KEY]
+        out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
+        started = time.perf_counter()
+        dep.in_flight += 1
+        try:
+            up = await send_to_deployment(pool, dep, request.method, path_qs, out, body)
+        finally:
+            dep.in_flight -= 1
+        upstream_ms = int((time.perf_counter() - started) * 1000)
+        headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
+                                   upstream_ms)
+        sink(Exchange(
+            request_id=request_id, model_name=dep.model_name, model_version=dep.model_version,
+            method=request.method, uri=request.raw_path, upstream_path=path_qs,
+            host=request.host, scheme=request.scheme, request_headers=request.headers.items(),
+            request_body=body, status=up.status, response_headers=headers.items(),
+            response_body=up.body, when=datetime.now(UTC),
+        ))
+        return web.Response(status=up.status, body=up.body, headers=headers)
+
+    return proxy

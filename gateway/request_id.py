@@ -1,0 +1,40 @@
+"""Request-ID: keep the caller's (``Request-ID`` or ``X-Request-ID``), else a new UUID4."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+
+from .errors import BadRequest, GatewayError, Handler
+
+REQUEST_ID_KEY = web.RequestKey("mlgate_request_id", str)
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def pick_request_id(request_id: str | None, x_request_id: str | None) -> str:
+    """The id for this call; ``BadRequest`` when the caller's id is not in the safe set."""
+    given = request_id if request_id is not None else x_request_id
+    if given is None or given == "":
+        return str(uuid.uuid4())
+    if not REQUEST_ID_PATTERN.match(given):
+        raise BadRequest(
+            "Request-ID must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "
+            "starting with a letter or digit"
+        )
+    return given
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    headers = request.headers
+    rid = pick_request_id(headers.get("Request-ID"), headers.get("X-Request-ID"))
+    request[REQUEST_ID_KEY] = rid
+    try:
+        response = await handler(request)
+    except (web.HTTPException, GatewayError) as exc:
+        exc.headers["request-id"] = rid
+        raise
+    response.headers["request-id"] = rid
+    return response
