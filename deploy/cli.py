@@ -1,0 +1,78 @@
+"""The ``mlgate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from .config import ConfigError, Settings, load_settings
+from .manifest import ManifestError, load_deployments
+from .models import ModelDeployment
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def add_up_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="run API, gateway and feedback with local replicas")
+    p.add_argument("-f", "--file", dest="files", action="append", default=[],
+                   metavar="MANIFEST", help="ModelDeployment manifest (repeatable)")
+    p.add_argument("--config", help="mlgate.yaml (see README: Configuration)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 5080; 0 picks a free one)")
+    p.add_argument("--data-dir", help="state, keys, spool and local storage (default ./.mlgate)")
+    p.set_defaults(func=cmd_up)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, overrides={
+        "host": args.host, "port": args.port, "data_dir": args.data_dir})
+
+
+def load_manifests(files: Sequence[str]) -> list[ModelDeployment]:
+    deployments: list[ModelDeployment] = []
+    seen: set[str] = set()
+    for path in files:
+        for dep in load_deployments(path):
+            if dep.id in seen:
+                raise ManifestError(f"{path}: deployment {dep.id!r} is defined twice")
+            seen.add(dep.id)
+            deployments.append(dep)
+    return deployments
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .up import run
+
+    try:
+        settings = settings_from_args(args)
+        deployments = load_manifests(args.files)
+    except (ConfigError, ManifestError) as exc:
+        print(f"mlgate: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run(settings, deployments))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_up_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

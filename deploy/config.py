@@ -1,0 +1,191 @@
+"""mlgate's configuration: embedded defaults, a YAML file, environment, flags — in that order.
+
+Every key of the file has an environment override named after its path:
+``storage.kind`` -> ``MLGATE_STORAGE_KIND``, ``port`` -> ``MLGATE_PORT``.
+Settings are validated once into frozen dataclasses shared by everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "MLGATE_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    kind: str = "local"
+    bucket: str = "model-logs"
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    flush_interval: float = 1.0
+    flush_records: int = 1000
+    flush_bytes: int = 4 << 20
+    max_pending_records: int = 100_000
+    redact_headers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("local",):
+            raise ConfigError(f"storage.kind must be 'local', got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    connect_timeout: float = 2.0
+    read_timeout: float = 60.0
+    max_body_bytes: int = 8 << 20
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    replica_start_timeout: float = 180.0
+    replica_stop_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5080
+    data_dir: str = ".mlgate"
+    runtime: str = "local"
+    log_level: str = "info"
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    local: RuntimeSettings = field(default_factory=RuntimeSettings)
+
+    def __post_init__(self) -> None:
+        if self.runtime not in ("local",):
+            raise ConfigError(f"runtime must be 'local', got {self.runtime!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, got {self.port}")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then the YAML file, then ``MLGATE_*`` variables, then flag overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of keys")
+        raw = loaded
+    merged = _merge(raw, env_overrides(Settings, os.environ if env is None else env))
+    merged = _merge(merged, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return build(Settings, merged, "")
+
+
+def env_overrides(cls: type, env: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name.upper()
+        if _is_dataclass_type(cls, f):
+            nested = env_overrides(_field_type(cls, f), env, name + "_")
+            if nested:
+                out[f.name] = nested
+        elif name in env:
+            out[f.name] = env[name]
+    return out
+
+
+def build(cls: type, raw: Mapping[str, Any], path: str) -> Any:
+    """Build dataclass ``cls`` from ``raw``, converting strings and naming any bad key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path or 'config'} must be a mapping")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"unknown config key(s){where}: {', '.join(map(str, unknown))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        f = names[name]
+        key = f"{path}.{name}" if path else name
+        if _is_dataclass_type(cls, f):
+            kwargs[name] = build(_field_type(cls, f), value or {}, key)
+        else:
+            kwargs[name] = _convert(typing.get_type_hints(cls)[name], value, key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path or 'config'}: {exc}") from exc
+
+
+def _field_type(cls: type, f: dataclasses.Field[Any]) -> type:
+    return typing.get_type_hints(cls)[f.name]
+
+
+def _is_dataclass_type(cls: type, f: dataclasses.Field[Any]) -> bool:
+    t = _field_type(cls, f)
+    return isinstance(t, type) and dataclasses.is_dataclass(t)
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "null", "none")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return tuple(_convert(args[0], v.strip() if isinstance(v, str) else v, key)
+                     for v in items if v != "")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be {'an integer' if hint is int else 'a number'}, "
+                              f"got {value!r}") from None
+    if hint is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

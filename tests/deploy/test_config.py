@@ -1,0 +1,46 @@
+import pytest
+
+from deploy.config import ConfigError, load_settings
+
+
+def test_defaults_need_no_file():
+    s = load_settings(env={})
+    assert (s.host, s.port, s.data_dir, s.storage.kind, s.runtime) == (
+        "127.0.0.1", 5080, ".mlgate", "local", "local")
+
+
+def test_file_then_env_then_flags(tmp_path):
+    path = tmp_path / "mlgate.yaml"
+    path.write_text("port: 6000\nstorage:\n  prefix: logs\n  flush_interval: 2\n")
+    s = load_settings(path, env={"MLGATE_STORAGE_PREFIX": "env-logs", "MLGATE_PORT": "6100"},
+                      overrides={"port": 6200, "host": None})
+    assert s.port == 6200 and s.host == "127.0.0.1"
+    assert s.storage.prefix == "env-logs" and s.storage.flush_interval == 2.0
+
+
+def test_lists_and_optionals_from_env():
+    s = load_settings(env={"MLGATE_STORAGE_REDACT_HEADERS": "x-secret, x-other",
+                           "MLGATE_STORAGE_ENDPOINT_URL": "null"})
+    assert s.storage.redact_headers == ("x-secret", "x-other")
+    assert s.storage.endpoint_url is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("bogus: 1\n", "unknown config key(s): bogus"),
+    ("storage:\n  nope: 1\n", "unknown config key(s) in storage: nope"),
+    ("port: abc\n", "port must be an integer"),
+    ("storage:\n  kind: ftp\n", "storage.kind must be"),
+    ("port: 70000\n", "port must be 0-65535"),
+    ("- a\n", "must be a mapping"),
+    ("storage: 3\n", "storage must be a mapping"),
+])
+def test_errors_name_the_key(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(path, env={})
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings("/nonexistent/mlgate.yaml", env={})
