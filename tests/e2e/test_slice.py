@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 import pytest
 
 from tests.conftest import EXAMPLES, ROOT, SEED_COLUMNS, SEED_ROW
@@ -134,12 +135,11 @@ def test_gateway_errors(shared):
 def test_replica_down_answers_502_json(stack):
     logs = stack.data_dir / "logs"
     assert sorted(p.name for p in logs.iterdir()) == ["wine-v1-0.log", "wine-v2-0.log"]
-    children = subprocess.run(["pgrep", "-P", str(stack.proc.pid)], capture_output=True,
-                              text=True).stdout.split()
-    pids = [p for p in children if "wine-v1" in Path(f"/proc/{p}/cmdline").read_text()]
+    children = psutil.Process(stack.proc.pid).children()
+    pids = [p.pid for p in children if "wine-v1" in " ".join(p.cmdline())]
     assert pids
     for pid in pids:
-        os.kill(int(pid), signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     with httpx.Client(base_url=stack.url, timeout=30) as client:
         resp = client.post("/model/wine-v1/api/model/invoke",
                            json={"columns": SEED_COLUMNS, "data": [SEED_ROW]})
@@ -149,12 +149,11 @@ def test_replica_down_answers_502_json(stack):
 
 
 def test_sigterm_stops_replicas_and_exits_zero(stack):
-    children = subprocess.run(["pgrep", "-P", str(stack.proc.pid)], capture_output=True,
-                              text=True).stdout.split()
+    children = psutil.Process(stack.proc.pid).children()
     assert len(children) == 2
     assert stack.stop(signal.SIGTERM) == 0
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists(), f"replica {pid} outlived mlgate"
+    for child in children:
+        assert not child.is_running(), f"replica {child.pid} outlived mlgate"
 
 
 def run_up(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
