@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,18 @@ class MlgateProcess:
         self.url = ""
         self.stdout_lines: list[str] = []
         self.stderr_path = data_dir.parent / f"{data_dir.name}.stderr.log"
+        self.token = ""  # a bearer token the stack accepts, once authentication exists
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every test call needs (credentials)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def client(self, **kw) -> httpx.Client:
+        """An HTTP client for this stack: base URL and credentials set."""
+        kw.setdefault("timeout", 60)
+        return httpx.Client(base_url=self.url, headers={**self.headers, **kw.pop("headers", {})},
+                            **kw)
 
     def start(self, timeout: float = 180) -> MlgateProcess:
         cmd = [sys.executable, "-m", "deploy.cli", "up", "--port", "0",

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import orjson
 import psutil
 import pytest
@@ -55,9 +54,8 @@ def shared(mlgate_module, demo_models):
 
 
 def test_seed_invocation_headers_feedback_and_records(stack):
-    url = stack.url
     seed = {"columns": SEED_COLUMNS, "data": [SEED_ROW]}
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with stack.client() as client:
         resp = client.post("/model/wine-v1/api/model/invoke", json=seed,
                            headers={"Authorization": "Bearer secret-token",
                                     "Cookie": "session=1", "accept": "application/json"})
@@ -114,7 +112,7 @@ def test_seed_invocation_headers_feedback_and_records(stack):
     (b"{}", "data"),
 ])
 def test_model_client_errors_pass_through_as_400(shared, payload, fragment):
-    with httpx.Client(base_url=shared.url, timeout=30) as client:
+    with shared.client() as client:
         resp = client.post("/model/wine-v1/api/model/invoke", content=payload,
                            headers={"Content-Type": "application/json"})
     assert resp.status_code == 400
@@ -123,7 +121,7 @@ def test_model_client_errors_pass_through_as_400(shared, payload, fragment):
 
 
 def test_gateway_errors(shared):
-    with httpx.Client(base_url=shared.url, timeout=30) as client:
+    with shared.client() as client:
         assert client.post("/model/unknown/api/model/invoke", json={}).status_code == 404
         bad_fb = client.post("/feedback/model/", content=b"{}", headers={
             "x-model-name": "../../etc", "x-model-version": "1", "Request-ID": "r"})
@@ -140,7 +138,7 @@ def test_replica_down_answers_502_json(stack):
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
+    with stack.client() as client:
         resp = client.post("/model/wine-v1/api/model/invoke",
                            json={"columns": SEED_COLUMNS, "data": [SEED_ROW]})
         assert resp.status_code in (502, 503)
