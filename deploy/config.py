@@ -54,6 +54,45 @@ class GatewaySettings:
 class RuntimeSettings:
     replica_start_timeout: float = 180.0
     replica_stop_timeout: float = 10.0
+    health_interval: float = 5.0
+    health_timeout: float = 2.0
+    health_failures: int = 3
+    restart_backoff: float = 1.0
+    restart_backoff_max: float = 60.0
+    mlflow_tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("replica_start_timeout", "replica_stop_timeout", "health_interval",
+                     "health_timeout", "restart_backoff", "restart_backoff_max"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"local.{name} must be > 0")
+        if self.health_failures < 1:
+            raise ConfigError("local.health_failures must be >= 1")
+
+
+@dataclass(frozen=True)
+class AutoscalerSettings:
+    """Defaults for every deployment; ``mlgate.io/*`` annotations override them per deployment."""
+
+    interval: float = 0.5
+    target_concurrency: float = 10.0
+    window: float = 3.0
+    scale_down_delay: float = 60.0
+    scale_to_zero_after: float = 300.0
+    cold_start_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.target_concurrency <= 0:
+            raise ConfigError("autoscaler.interval and autoscaler.target_concurrency must be > 0")
+        for name in ("window", "scale_down_delay", "scale_to_zero_after", "cold_start_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"autoscaler.{name} must not be negative")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    edge_url: str | None = None
+    """Base URL clients reach the gateway at (routes' ``edgeUrl``); default: the request's."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +105,8 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     local: RuntimeSettings = field(default_factory=RuntimeSettings)
+    autoscaler: AutoscalerSettings = field(default_factory=AutoscalerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     def __post_init__(self) -> None:
         if self.runtime not in ("local",):

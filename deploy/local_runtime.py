@@ -1,147 +1,293 @@
-"""Replicas as local processes: start a predictor on a free port, wait for health, stop it.
+"""The local runtime: each deployment's replicas as predictor processes on this machine.
 
-The runtime binds the listening socket itself (127.0.0.1, port 0) and hands it
-to the predictor as an inherited file descriptor, so there is no window in
-which another process can take the port. A replica dies with mlgate
-(``PR_SET_PDEATHSIG``) even when mlgate is killed with SIGKILL.
+The runtime holds, per deployment, the desired generation and replica count
+(set by :meth:`LocalRuntime.apply`) and numbered replica slots. One loop runs
+the pure planner (:mod:`deploy.replica_plan`) whenever something changed and
+starts a task per action; each replica task starts the process, waits for
+health, then watches it (process exit, or ``health_failures`` failed health
+checks in a row) until it ends. A replica that ends unexpectedly is restarted
+with exponential backoff (:class:`RetryLater`); a model that cannot load makes
+the runtime give up on that generation (:class:`GiveUp`) until a new spec comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
+import math
 import os
-import signal
-import socket
-import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 
-from .manifest import FILE_SCHEME
+from .config import Settings
+from .models import ModelDeployment
+from .replica_plan import (
+    EXITED,
+    READY,
+    STARTING,
+    STOPPING,
+    Forget,
+    ReplicaView,
+    Start,
+    Stop,
+    Target,
+    backoff,
+    next_retry,
+    plan,
+)
+from .replica_process import ReplicaProcess, model_uri, start_replica, stop_replica
+from .runtime import GiveUp, Observed, RetryLater
 
 log = logging.getLogger("mlgate.runtime")
-PR_SET_PDEATHSIG = 1
+READY_RESET_AFTER = 60.0  # a replica that ran this long before crashing restarts its backoff
 
 
-class ReplicaStartError(RuntimeError):
-    """A replica did not become healthy; the message is the reason users see in status."""
-
-
-def local_model_path(image: str) -> Path:
-    """The model directory an image names; ``ValueError`` for what the local runtime cannot run."""
-    if image.startswith(FILE_SCHEME):
-        path = Path(image[len(FILE_SCHEME):])
-    elif image.startswith("/"):
-        path = Path(image)
-    else:
-        raise ValueError(
-            f"the local runtime cannot run container image {image!r}: use file://<MLflow model "
-            "directory> or run mlgate with runtime: kubernetes")
-    if not (path / "MLmodel").is_file():
-        raise ValueError(f"{path} is not an MLflow model directory (no MLmodel file)")
-    return path
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@dataclass
-class ReplicaProcess:
-    deployment_id: str
+@dataclass(eq=False)
+class Slot:
     index: int
-    host: str
-    port: int
-    process: asyncio.subprocess.Process
-    log_path: Path
+    generation: int
+    phase: str = STARTING
+    process: ReplicaProcess | None = None
+    task: asyncio.Task[None] | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    ready_since: float | None = None
+
+    def view(self) -> ReplicaView:
+        return ReplicaView(self.index, self.generation, self.phase, self.retry_at)
+
+
+@dataclass(eq=False)
+class Unit:
+    """Everything the runtime holds for one deployment."""
+
+    id: str
+    deployment: ModelDeployment
+    replicas: int = 0
+    deleted: bool = False
+    uri: str = ""
+    failure: str = ""
+    problem: str = ""
     model_name: str = ""
     model_version: str = ""
+    slots: dict[int, Slot] = field(default_factory=dict)
 
     @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
+    def generation(self) -> int:
+        return self.deployment.generation
 
-    def last_log_line(self) -> str:
+
+class LocalRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.local = settings.local
+        self.log_dir = settings.data_path / "logs"
+        self.tracking_uri = self.local.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        self._units: dict[str, Unit] = {}
+        self._wake = asyncio.Event()
+        self._on_change: Callable[[], None] = lambda: None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the Runtime interface ------------------------------------------------------------------
+
+    async def start(self, on_change: Callable[[], None]) -> None:
+        self._on_change = on_change
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.local.health_timeout))
+        self._loop_task = asyncio.create_task(self._loop(), name="local-runtime")
+
+    def apply(self, deployment: ModelDeployment, replicas: int) -> None:
+        unit = self._units.get(deployment.id)
+        if unit is None:
+            unit = self._units[deployment.id] = Unit(deployment.id, deployment)
+            self._new_generation(unit, deployment)
+        elif unit.generation != deployment.generation or unit.deleted:
+            self._new_generation(unit, deployment)
+        elif unit.replicas == replicas:
+            return
+        unit.replicas = replicas
+        self._wake.set()
+
+    def delete(self, deployment_id: str) -> None:
+        unit = self._units.get(deployment_id)
+        if unit is not None and not unit.deleted:
+            unit.deleted = True
+            self._wake.set()
+
+    def observe(self, deployment_id: str) -> Observed | None:
+        unit = self._units.get(deployment_id)
+        if unit is None:
+            return None
+        slots = list(unit.slots.values())
+        current_ready = [s for s in slots if s.generation == unit.generation and s.phase == READY]
+        return Observed(
+            generation=unit.generation,
+            replicas=sum(1 for s in slots if s.phase in (STARTING, READY, STOPPING)),
+            available=len(current_ready),
+            endpoints=tuple(s.process.address for s in sorted(slots, key=lambda s: s.index)
+                            if s.phase == READY and s.process is not None),
+            model_name=unit.model_name, model_version=unit.model_version,
+            failure=unit.failure, problem=unit.problem)
+
+    def known(self) -> set[str]:
+        return set(self._units)
+
+    async def close(self) -> None:
+        for unit in self._units.values():
+            unit.deleted = True
+        if self._loop_task is not None:
+            self._step_all()
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _new_generation(self, unit: Unit, deployment: ModelDeployment) -> None:
+        unit.deployment = deployment
+        unit.deleted = False
+        unit.failure = unit.problem = ""
         try:
-            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines()
-                     if ln.strip()]
-        except OSError:
-            return ""
-        return lines[-1].strip() if lines else ""
+            if deployment.spec.predictor != "odahu-ml-server":
+                raise GiveUp(f"the local runtime runs the odahu-ml-server predictor only, not "
+                             f"{deployment.spec.predictor!r}")
+            unit.uri = model_uri(deployment.spec.image, self.tracking_uri)
+        except GiveUp as exc:
+            unit.failure = str(exc)
+            log.warning("deployment %s: %s", unit.id, exc)
 
-
-async def start_replica(deployment_id: str, index: int, model_path: Path, log_dir: Path,
-                        timeout: float, host: str = "127.0.0.1") -> ReplicaProcess:
-    """Start one predictor process and return it once ``/healthcheck`` answers 200."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{deployment_id}-{index}.log"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    sock.listen(1024)
-    port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "predictor", "--model-uri", str(model_path),
-           "--fd", str(sock.fileno()), "--host", host]
-    with open(log_path, "ab") as log_file:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                pass_fds=(sock.fileno(),), start_new_session=True, preexec_fn=_die_with_parent)
-        finally:
-            sock.close()
-    replica = ReplicaProcess(deployment_id, index, host, port, process, log_path)
-    log.info("replica %s-%d starting on %s:%d (pid %d)", deployment_id, index, host, port,
-             process.pid)
-    try:
-        await wait_healthy(replica, timeout)
-    except BaseException:
-        await stop_replica(replica, 5.0)
-        raise
-    return replica
-
-
-async def wait_healthy(replica: ReplicaProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    url = f"http://{replica.host}:{replica.port}/healthcheck"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+    async def _loop(self) -> None:
         while True:
-            if replica.process.returncode is not None:
-                reason = replica.last_log_line() or f"exit code {replica.process.returncode}"
-                raise ReplicaStartError(
-                    f"replica {replica.deployment_id}-{replica.index} exited: {reason}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        replica.model_name = resp.headers.get("Model-Name", "")
-                        replica.model_version = resp.headers.get("Model-Version", "")
-                        return
-            if time.monotonic() > deadline:
-                raise ReplicaStartError(
-                    f"replica {replica.deployment_id}-{replica.index} did not become healthy "
-                    f"within {timeout:g}s")
-            await asyncio.sleep(0.1)
+            self._wake.clear()
+            wake_at = self._step_all()
+            timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
+    def _step_all(self) -> float | None:
+        """Plan and start the actions for every deployment; the next time a backoff ends."""
+        now = time.monotonic()
+        wake_at: list[float] = []
+        for unit in list(self._units.values()):
+            views = [s.view() for s in unit.slots.values()]
+            target = None if unit.deleted else Target(unit.generation, unit.replicas,
+                                                      failed=bool(unit.failure))
+            for action in plan(target, views, now):
+                self._act(unit, action)
+            if unit.deleted and not unit.slots:
+                del self._units[unit.id]
+                self._on_change()
+            retry = next_retry([s.view() for s in unit.slots.values()], now)
+            if retry is not None:
+                wake_at.append(retry)
+        return min(wake_at, default=None)
 
-async def stop_replica(replica: ReplicaProcess, timeout: float) -> None:
-    """SIGTERM, wait up to ``timeout``, then SIGKILL; always reaps the process."""
-    proc = replica.process
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
+    def _act(self, unit: Unit, action: Start | Stop | Forget) -> None:
+        if isinstance(action, Start):
+            old = unit.slots.get(action.index)
+            slot = Slot(action.index, unit.generation,
+                        failures=old.failures if old is not None else 0)
+            unit.slots[action.index] = slot
+            slot.task = self._spawn(self._run_replica(unit, slot))
+        elif isinstance(action, Stop):
+            slot = unit.slots[action.index]
+            slot.phase = STOPPING
+            self._spawn(self._stop(unit, slot))
+        else:
+            del unit.slots[action.index]
+        self._on_change()
+
+    def _spawn(self, coro) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- one replica ----------------------------------------------------------------------------
+
+    async def _run_replica(self, unit: Unit, slot: Slot) -> None:
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri} if self.tracking_uri else None
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            log.warning("replica %s-%d ignored SIGTERM for %gs; killing it",
-                        replica.deployment_id, replica.index, timeout)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    log.info("replica %s-%d stopped (exit %s)", replica.deployment_id, replica.index,
-             proc.returncode)
+            replica = await start_replica(unit.id, slot.index, unit.uri, self.log_dir,
+                                          self.local.replica_start_timeout, env=env)
+        except GiveUp as exc:
+            self._ended(unit, slot, math.inf)
+            if slot.generation == unit.generation:
+                unit.failure = f"model cannot be loaded: {exc}"
+                log.error("deployment %s: %s", unit.id, unit.failure)
+            return
+        except (RetryLater, OSError) as exc:
+            self._crashed(unit, slot, str(exc))
+            return
+        slot.process, slot.phase, slot.ready_since = replica, READY, time.monotonic()
+        if slot.generation == unit.generation:
+            unit.model_name, unit.model_version = replica.model_name, replica.model_version
+            unit.problem = ""
+        log.info("replica %s-%d ready on %s:%d (model %s %s)", unit.id, slot.index,
+                 replica.host, replica.port, replica.model_name, replica.model_version)
+        self._on_change()
+        reason = await self._watch(replica)
+        await stop_replica(replica, self.local.replica_stop_timeout)
+        self._crashed(unit, slot, reason)
+
+    async def _watch(self, replica: ReplicaProcess) -> str:
+        """Wait until the replica exits or fails its health checks; the reason."""
+        assert self._session is not None
+        exited = asyncio.ensure_future(replica.process.wait())
+        url = f"http://{replica.host}:{replica.port}/healthcheck"
+        failures = 0
+        try:
+            while True:
+                done, _ = await asyncio.wait({exited}, timeout=self.local.health_interval)
+                if done:
+                    last = replica.last_log_line()
+                    return f"exit code {replica.process.returncode}" + (f": {last}" if last else "")
+                try:
+                    async with self._session.get(url) as resp:
+                        healthy = resp.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    healthy = False
+                failures = 0 if healthy else failures + 1
+                if failures >= self.local.health_failures:
+                    return f"failed {failures} health checks in a row"
+        finally:
+            exited.cancel()
+
+    def _crashed(self, unit: Unit, slot: Slot, reason: str) -> None:
+        now = time.monotonic()
+        if slot.ready_since is not None and now - slot.ready_since >= READY_RESET_AFTER:
+            slot.failures = 0
+        slot.failures += 1
+        delay = backoff(slot.failures, self.local.restart_backoff, self.local.restart_backoff_max)
+        if slot.phase != STOPPING:
+            unit.problem = f"replica {unit.id}-{slot.index}: {reason}"
+            log.warning("%s; restarting in %.1fs", unit.problem, delay)
+        self._ended(unit, slot, now + delay)
+
+    def _ended(self, unit: Unit, slot: Slot, retry_at: float) -> None:
+        if slot.phase != STOPPING and unit.slots.get(slot.index) is slot:
+            slot.phase, slot.retry_at, slot.process = EXITED, retry_at, None
+        self._wake.set()
+        self._on_change()
+
+    async def _stop(self, unit: Unit, slot: Slot) -> None:
+        if slot.task is not None and not slot.task.done():
+            slot.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slot.task
+        if slot.process is not None:
+            await stop_replica(slot.process, self.local.replica_stop_timeout)
+        if unit.slots.get(slot.index) is slot:
+            del unit.slots[slot.index]
+        self._wake.set()
+        self._on_change()

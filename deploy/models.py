@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .autoscaler import annotation_errors
 from .quantity import parse_quantity
 
 ID_PATTERN = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -116,6 +117,16 @@ class ModelDeploymentStatus:
             out["reason"] = self.reason
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelDeploymentStatus:
+        return cls(state=data.get("state") or STATE_PROCESSING,
+                   replicas=int(data.get("replicas") or 0),
+                   available_replicas=int(data.get("availableReplicas") or 0),
+                   model_name=data.get("modelName") or "",
+                   model_version=data.get("modelVersion") or "",
+                   reason=data.get("reason") or "",
+                   last_updated_time=data.get("lastUpdatedTime") or "")
+
 
 @dataclass
 class ModelDeployment:
@@ -124,6 +135,8 @@ class ModelDeployment:
     status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
     created_at: str = ""
     updated_at: str = ""
+    generation: int = 0
+    """Bumped by every spec change; a status computed for an older spec is not stored."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -202,6 +215,7 @@ def _parse_spec(raw: dict[str, Any], dep_id: str) -> tuple[ModelDeploymentSpec |
         errors.append("readinessProbeInitialDelay must be non-negative integer")
     resources = _parse_resources(raw.get("resources"), errors)
     annotations = _str_map(raw, "annotations", errors)
+    errors += annotation_errors(annotations)
     node_selector = _str_map(raw, "nodeSelector", errors)
     role_name = raw.get("roleName") or f"role-{dep_id}"
     if not isinstance(role_name, str):

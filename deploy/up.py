@@ -1,9 +1,13 @@
 """``mlgate up``: API, gateway and feedback on one port, replicas as local processes.
 
-Start-up order: storage writer, replicas (healthy), then the listening socket,
-then exactly one line ``mlgate ready on http://HOST:PORT`` on stdout.
+Start-up order: the state store (``-f`` manifests applied to it), the storage
+writer, the runtime and the reconciler, then the listening socket, then exactly
+one line ``mlgate ready on http://HOST:PORT`` on stdout. Replicas start in the
+background; deployments are ``Processing`` until they are ``Ready``, and a
+request that comes before is held until a replica answers (the cold start).
 Shutdown (SIGTERM/SIGINT): stop accepting and finish in-flight requests, stop
-the replicas, flush every record, exit 0.
+the replicas, flush every record, exit 0. The store keeps every deployment for
+the next ``mlgate up`` with the same data dir.
 """
 
 from __future__ import annotations
@@ -12,9 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -23,26 +25,16 @@ from gateway import GatewayConfig, RouteTable, Timeouts, create_app
 from gateway.errors import set_error_format
 from storage import DEFAULT_REDACTED_HEADERS, LocalBackend, RecordWriter, WriterConfig
 
+from .api import add_management_api
+from .autoscaler import ScalingPolicy
 from .config import Settings
-from .local_runtime import (
-    ReplicaProcess,
-    ReplicaStartError,
-    local_model_path,
-    start_replica,
-    stop_replica,
-)
-from .models import STATE_READY, ModelDeployment
+from .local_runtime import LocalRuntime
+from .models import ModelDeployment
+from .reconciler import Reconciler
+from .runtime import Runtime
+from .store import Store
 
 log = logging.getLogger("mlgate")
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    app: web.Application
-    table: RouteTable
-    writer: RecordWriter
-    replicas: dict[str, list[ReplicaProcess]]
 
 
 def build_writer(settings: Settings) -> RecordWriter:
@@ -55,7 +47,8 @@ def build_writer(settings: Settings) -> RecordWriter:
         redacted_headers=frozenset(redacted)))
 
 
-def build_app(settings: Settings, table: RouteTable, writer: RecordWriter) -> web.Application:
+def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
+              store: Store | None = None) -> web.Application:
     g = settings.gateway
     config = GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
                            max_body_bytes=g.max_body_bytes)
@@ -63,36 +56,31 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter) -> we
     feedback.add_routes(app, writer)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
+    if store is not None:
+        add_management_api(app, store, settings.api.edge_url)
     return app
 
 
-async def start_deployment(settings: Settings, dep: ModelDeployment,
-                           table: RouteTable) -> list[ReplicaProcess]:
-    """Start ``max(1, minReplicas)`` replicas and publish them in the routing table."""
-    try:
-        model_path = local_model_path(dep.spec.image)
-    except ValueError as exc:
-        raise ReplicaStartError(f"deployment {dep.id}: {exc}") from exc
-    count = max(1, dep.spec.min_replicas)
-    logs = settings.data_path / "logs"
-    results = await asyncio.gather(*(
-        start_replica(dep.id, i, model_path, logs, settings.local.replica_start_timeout)
-        for i in range(count)), return_exceptions=True)
-    started = [r for r in results if isinstance(r, ReplicaProcess)]
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        await asyncio.gather(*(stop_replica(r, settings.local.replica_stop_timeout)
-                               for r in started))
-        raise failures[0]
-    first = started[0]
-    table.upsert(dep.id, first.model_name or dep.id, first.model_version or "1.0")
-    table.set_replicas(dep.id, [r.address for r in started])
-    dep.status.state = STATE_READY
-    dep.status.replicas = dep.status.available_replicas = len(started)
-    dep.status.model_name, dep.status.model_version = first.model_name, first.model_version
-    log.info("deployment %s ready: model %s %s, %d replica(s)", dep.id, first.model_name,
-             first.model_version, len(started))
-    return started
+def build_runtime(settings: Settings) -> Runtime:
+    """The runtime that runs replicas (``runtime: local`` is the only one so far)."""
+    return LocalRuntime(settings)
+
+
+def build_reconciler(settings: Settings, store: Store, runtime: Runtime,
+                     table: RouteTable) -> Reconciler:
+    a = settings.autoscaler
+    defaults = ScalingPolicy(target_concurrency=a.target_concurrency, window=a.window,
+                             scale_down_delay=a.scale_down_delay,
+                             scale_to_zero_after=a.scale_to_zero_after,
+                             cold_start_timeout=a.cold_start_timeout)
+    return Reconciler(store, runtime, table, defaults, a.interval)
+
+
+def apply_manifests(store: Store, deployments: Sequence[ModelDeployment]) -> None:
+    """``-f`` manifests go through the store like API calls: create, update or leave alone."""
+    for dep in deployments:
+        _, what = store.apply_deployment(dep)
+        log.info("deployment %s from manifest: %s", dep.id, what)
 
 
 async def run(settings: Settings, deployments: Sequence[ModelDeployment],
@@ -103,33 +91,20 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.data_path / "state.db")
     table = RouteTable()
     writer = build_writer(settings)
-    await writer.start()
-    replicas: dict[str, list[ReplicaProcess]] = {}
+    runtime = build_runtime(settings)
+    reconciler = build_reconciler(settings, store, runtime, table)
     runner: web.AppRunner | None = None
+    reconciling: asyncio.Task[None] | None = None
     code = 0
     try:
-        starting = asyncio.gather(*(start_deployment(settings, d, table) for d in deployments),
-                                  return_exceptions=True)
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(BaseException):
-                await starting
-            log.info("stopped while starting")
-            return 0
-        stopped.cancel()
-        failures = []
-        for dep, result in zip(deployments, starting.result(), strict=True):
-            if isinstance(result, BaseException):
-                failures.append(result)
-            else:
-                replicas[dep.id] = result
-        if failures:
-            raise failures[0]
-        app = build_app(settings, table, writer)
+        apply_manifests(store, deployments)
+        await writer.start()
+        await runtime.start(reconciler.wake)
+        reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
+        app = build_app(settings, table, writer, store)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
@@ -142,19 +117,19 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
             on_ready(url)
         await stop.wait()
         log.info("shutting down")
-    except ReplicaStartError as exc:
-        log.error("%s", exc)
-        print(f"mlgate: {exc}", file=sys.stderr, flush=True)
-        code = 1
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         code = 1
     finally:
         if runner is not None:
             await runner.cleanup()
-        await asyncio.gather(*(stop_replica(r, settings.local.replica_stop_timeout)
-                               for group in replicas.values() for r in group))
+        if reconciling is not None:
+            reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciling
+        await runtime.close()
         await writer.close()
+        store.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("records written: %s, dropped: %s", dict(writer.stats.written),

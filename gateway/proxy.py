@@ -47,6 +47,21 @@ async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, p
         return response
 
 
+async def hold_for_replica(dep: Deployment) -> None:
+    """The cold start: wait for a first replica, or answer 503 with the reason."""
+    if dep.cold_start_timeout > 0 and await dep.wait_for_replicas(dep.cold_start_timeout):
+        return
+    if dep.unavailable_reason:
+        raise ServiceUnavailable(
+            f"model deployment {dep.id!r} is unavailable: {dep.unavailable_reason}",
+            retry_after=30)
+    if dep.cold_start_timeout > 0:
+        raise ServiceUnavailable(
+            f"model deployment {dep.id!r} has no ready replica: none started within "
+            f"{dep.cold_start_timeout:g}s", retry_after=5)
+    raise ServiceUnavailable(f"model deployment {dep.id!r} has no ready replica")
+
+
 def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
                        sink: RecordSink) -> Callable[[web.Request], object]:
     async def proxy(request: web.Request) -> web.Response:
@@ -58,9 +73,12 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
-        started = time.perf_counter()
+        dep.requests += 1
         dep.in_flight += 1
         try:
+            if not dep.replicas:
+                await hold_for_replica(dep)
+            started = time.perf_counter()
             up = await send_to_deployment(pool, dep, request.method, path_qs, out, body)
         finally:
             dep.in_flight -= 1

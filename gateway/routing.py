@@ -3,12 +3,18 @@
 The control plane writes it (``upsert``/``remove``/``set_replicas``); the
 request path only reads it. Choosing a replica is a pure function of the
 replicas' outstanding-request counts.
+
+A deployment scaled to zero keeps its entry with no replicas. A request that
+finds it so asks the control plane for a replica (``on_demand``) and waits
+for ``set_replicas`` (or ``set_unavailable``) to wake it: the cold start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -31,6 +37,43 @@ class Deployment:
     model_version: str
     replicas: list[Replica] = field(default_factory=list)
     in_flight: int = 0
+    requests: int = 0
+    """Requests received so far; the autoscaler reads the difference between samples."""
+    on_demand: Callable[[str], None] | None = None
+    """Called with the deployment id when a request finds no replica."""
+    cold_start_timeout: float = 0.0
+    """Seconds a request waits for a first replica; 0 answers 503 at once."""
+    unavailable_reason: str = ""
+    """Why no replica will come (e.g. the model cannot load); waiting requests get it at once."""
+    _changed: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        """Wake every request waiting for this deployment's replicas."""
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_for_replicas(self, timeout: float) -> bool:
+        """Ask for a replica and wait up to ``timeout``; True once one is there.
+
+        Returns False on timeout or as soon as ``unavailable_reason`` is set.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.replicas:
+            if self.unavailable_reason:
+                return False
+            if self.on_demand is not None:
+                self.on_demand(self.id)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return bool(self.replicas)
+        return True
 
 
 _tiebreak = itertools.count()
@@ -73,6 +116,19 @@ class RouteTable:
         dep = self._deployments[deployment_id]
         known = {(r.host, r.port): r for r in dep.replicas}
         dep.replicas = [known.get(a) or Replica(*a) for a in addresses]
+        if dep.replicas:
+            dep.unavailable_reason = ""
+        dep.notify()
+
+    def set_unavailable(self, deployment_id: str, reason: str) -> None:
+        """No replica will come until the control plane says otherwise; ``""`` clears it."""
+        dep = self._deployments[deployment_id]
+        dep.unavailable_reason = reason
+        if reason:
+            dep.notify()
 
     def remove(self, deployment_id: str) -> None:
-        self._deployments.pop(deployment_id, None)
+        dep = self._deployments.pop(deployment_id, None)
+        if dep is not None:
+            dep.unavailable_reason = dep.unavailable_reason or "model deployment was deleted"
+            dep.notify()

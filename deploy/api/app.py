@@ -1,0 +1,45 @@
+"""Mount the management API and its Swagger UI on an application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+import gateway
+from gateway.errors import set_error_format
+
+from ..store import Store
+from . import deployments, model_routes
+from .common import EDGE_URL, STORE, answer, api_error_body
+from .openapi import openapi_document
+
+API_PREFIX = "/api/v1"
+SWAGGER_PREFIX = "/swagger"
+SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-ui"
+
+
+def add_management_api(app: web.Application, store: Store, edge_url: str | None = None) -> None:
+    app[STORE] = store
+    if edge_url:
+        app[EDGE_URL] = edge_url.rstrip("/")
+    deployments.add_routes(app, API_PREFIX)
+    model_routes.add_routes(app, API_PREFIX)
+    set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
+    add_swagger_ui(app)
+
+
+def add_swagger_ui(app: web.Application) -> None:
+    """``/swagger/index.html`` shows ``/swagger/openapi.json``, assets served from this package."""
+    document = openapi_document()
+
+    async def spec(_request: web.Request) -> web.Response:
+        return answer(200, document)
+
+    async def to_index(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{SWAGGER_PREFIX}/index.html")
+
+    app.router.add_get(f"{SWAGGER_PREFIX}/openapi.json", spec)
+    app.router.add_get(SWAGGER_PREFIX, to_index)
+    app.router.add_get(f"{SWAGGER_PREFIX}/", to_index)
+    app.router.add_static(f"{SWAGGER_PREFIX}/", SWAGGER_UI_DIR)

@@ -1,0 +1,60 @@
+"""What every handler of the management API shares: JSON in, JSON out, ODAHU's error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway import json_response
+
+from ..models import ValidationError
+from ..store import StoreError
+
+STORE = web.AppKey("mlgate_store", object)
+EDGE_URL = web.AppKey("mlgate_edge_url", str)
+
+
+def error(status: int, message: str) -> web.Response:
+    """ODAHU's error body: ``{"message": ...}``."""
+    return json_response(status, {"message": message})
+
+
+def api_error_body(_status: int, message: str, _kind: str) -> dict[str, str]:
+    """The gateway's error formatter for paths under the API (404/405 before routing, ...)."""
+    return {"message": message}
+
+
+class BadBody(Exception):
+    """The request body is not a JSON object."""
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    body = await request.read()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadBody(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadBody("the request body must be a JSON object")
+    return data
+
+
+def edge_url(request: web.Request) -> str:
+    """Where clients reach the gateway: ``api.edge_url`` if configured, else this request's."""
+    configured = request.app.get(EDGE_URL)
+    return configured or f"{request.scheme}://{request.host}"
+
+
+def answer(status: int, payload: Any) -> web.Response:
+    return json_response(status, payload)
+
+
+def failure(exc: Exception) -> web.Response:
+    """Map validation, body and store errors to ODAHU's status codes."""
+    if isinstance(exc, ValidationError | BadBody):
+        return error(400, str(exc))
+    if isinstance(exc, StoreError):
+        return error(exc.status, str(exc))
+    raise exc

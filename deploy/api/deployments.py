@@ -1,0 +1,81 @@
+"""``/api/v1/model/deployment``: list, get, create, update, delete, default route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from ..manifest import resolve_image
+from ..models import ModelDeployment, ValidationError, parse_deployment
+from ..routes import route_status
+from ..store import Store, StoreError
+from .common import STORE, BadBody, answer, edge_url, failure, read_object
+
+
+def _store(request: web.Request) -> Store:
+    return request.app[STORE]  # type: ignore[return-value]
+
+
+async def _parse(request: web.Request) -> ModelDeployment:
+    """The body as a validated deployment; relative ``file://`` images resolve from mlgate's cwd."""
+    dep = parse_deployment(await read_object(request))
+    dep.spec.image = resolve_image(dep.spec.image, Path.cwd())
+    return dep
+
+
+async def list_deployments(request: web.Request) -> web.Response:
+    return answer(200, [d.to_dict() for d in _store(request).list_deployments()])
+
+
+async def get_deployment(request: web.Request) -> web.Response:
+    try:
+        return answer(200, _store(request).get_deployment(request.match_info["id"]).to_dict())
+    except StoreError as exc:
+        return failure(exc)
+
+
+async def create_deployment(request: web.Request) -> web.Response:
+    try:
+        dep = _store(request).create_deployment(await _parse(request))
+    except (ValidationError, BadBody, StoreError) as exc:
+        return failure(exc)
+    return answer(201, dep.to_dict())
+
+
+async def update_deployment(request: web.Request) -> web.Response:
+    try:
+        dep = _store(request).update_deployment(await _parse(request))
+    except (ValidationError, BadBody, StoreError) as exc:
+        return failure(exc)
+    return answer(200, dep.to_dict())
+
+
+async def delete_deployment(request: web.Request) -> web.Response:
+    dep_id = request.match_info["id"]
+    try:
+        _store(request).mark_deleting(dep_id)
+    except StoreError as exc:
+        return failure(exc)
+    return answer(200, {"message": f"Model deployment {dep_id} was deleted"})
+
+
+async def default_route(request: web.Request) -> web.Response:
+    store = _store(request)
+    try:
+        route = store.default_route(request.match_info["id"])
+    except StoreError as exc:
+        return failure(exc)
+    states = {d.id: d.status.state for d in store.list_deployments()}
+    route.status = route_status(route, states, edge_url(request))
+    return answer(200, route.to_dict())
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    base = f"{prefix}/model/deployment"
+    app.router.add_get(base, list_deployments)
+    app.router.add_post(base, create_deployment)
+    app.router.add_put(base, update_deployment)
+    app.router.add_get(base + "/{id}", get_deployment)
+    app.router.add_delete(base + "/{id}", delete_deployment)
+    app.router.add_get(base + "/{id}/default-route", default_route)

@@ -1,0 +1,70 @@
+"""``/api/v1/model/route``: list, get, create, update, delete (default routes are read-only)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..models import ValidationError
+from ..routes import ModelRoute, parse_route, route_status
+from ..store import Store, StoreError
+from .common import STORE, BadBody, answer, edge_url, failure, read_object
+
+
+def _store(request: web.Request) -> Store:
+    return request.app[STORE]  # type: ignore[return-value]
+
+
+def _with_status(request: web.Request, routes: list[ModelRoute]) -> list[dict]:
+    states = {d.id: d.status.state for d in _store(request).list_deployments()}
+    base = edge_url(request)
+    for route in routes:
+        route.status = route_status(route, states, base)
+    return [r.to_dict() for r in routes]
+
+
+async def list_routes(request: web.Request) -> web.Response:
+    return answer(200, _with_status(request, _store(request).list_routes()))
+
+
+async def get_route(request: web.Request) -> web.Response:
+    try:
+        route = _store(request).get_route(request.match_info["id"])
+    except StoreError as exc:
+        return failure(exc)
+    return answer(200, _with_status(request, [route])[0])
+
+
+async def create_route(request: web.Request) -> web.Response:
+    store = _store(request)
+    try:
+        route = store.create_route(parse_route(await read_object(request), store.has_deployment))
+    except (ValidationError, BadBody, StoreError) as exc:
+        return failure(exc)
+    return answer(201, _with_status(request, [route])[0])
+
+
+async def update_route(request: web.Request) -> web.Response:
+    store = _store(request)
+    try:
+        route = store.update_route(parse_route(await read_object(request), store.has_deployment))
+    except (ValidationError, BadBody, StoreError) as exc:
+        return failure(exc)
+    return answer(200, _with_status(request, [route])[0])
+
+
+async def delete_route(request: web.Request) -> web.Response:
+    route_id = request.match_info["id"]
+    try:
+        _store(request).delete_route(route_id)
+    except StoreError as exc:
+        return failure(exc)
+    return answer(200, {"message": f"Model route {route_id} was deleted"})
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    base = f"{prefix}/model/route"
+    app.router.add_get(base, list_routes)
+    app.router.add_post(base, create_route)
+    app.router.add_put(base, update_route)
+    app.router.add_get(base + "/{id}", get_route)
+    app.router.add_delete(base + "/{id}", delete_route)

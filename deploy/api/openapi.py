@@ -1,0 +1,157 @@
+"""The OpenAPI 3 document of the management API (shown by the Swagger UI at /swagger/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import DEFAULT_LIMITS, DEFAULT_REQUESTS, PREDICTORS
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+ERRORS = {
+    "400": _body(_ref("HTTPResult"), "Validation failed; the message names every broken field"),
+    "401": _body(_ref("HTTPResult"), "Missing or invalid bearer token"),
+    "403": _body(_ref("HTTPResult"), "Not allowed"),
+    "404": _body(_ref("HTTPResult"), "Not found"),
+    "409": _body(_ref("HTTPResult"), "Already exists (or being deleted)"),
+}
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _crud(kind: str, tag: str, noun: str) -> dict[str, Any]:
+    listing = {"type": "array", "items": _ref(kind)}
+    return {
+        "get": {"tags": [tag], "summary": f"Get all {noun}s", "operationId": f"list{kind}",
+                "responses": {"200": _body(listing, f"All {noun}s")}},
+        "post": {"tags": [tag], "summary": f"Create a {noun}", "operationId": f"create{kind}",
+                 "requestBody": _body(_ref(kind), f"The {noun}"),
+                 "responses": {"201": _body(_ref(kind), f"The created {noun}"),
+                               **{k: ERRORS[k] for k in ("400", "401", "403", "409")}}},
+        "put": {"tags": [tag], "summary": f"Update a {noun}", "operationId": f"update{kind}",
+                "requestBody": _body(_ref(kind), f"The {noun}, with its id"),
+                "responses": {"200": _body(_ref(kind), f"The updated {noun}"),
+                              **{k: ERRORS[k] for k in ("400", "401", "403", "404", "409")}}},
+    }
+
+
+def _item(kind: str, tag: str, noun: str, delete_note: str) -> dict[str, Any]:
+    return {
+        "parameters": [ID_PARAM],
+        "get": {"tags": [tag], "summary": f"Get a {noun}", "operationId": f"get{kind}",
+                "responses": {"200": _body(_ref(kind), f"The {noun}"), "404": ERRORS["404"]}},
+        "delete": {"tags": [tag], "summary": f"Delete a {noun}", "description": delete_note,
+                   "operationId": f"delete{kind}",
+                   "responses": {"200": _body(_ref("HTTPResult"), "Deleted"),
+                                 **{k: ERRORS[k] for k in ("401", "403", "404")}}},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    string_map = {"type": "object", "additionalProperties": {"type": "string"}}
+    resource_list = {"type": "object", "properties": {
+        "cpu": {"type": "string", "example": "250m"},
+        "memory": {"type": "string", "example": "256Mi"},
+        "gpu": {"type": "string", "example": "1"}}}
+    return {
+        "HTTPResult": {"type": "object", "properties": {"message": {"type": "string"}}},
+        "ResourceList": resource_list,
+        "ResourceRequirements": {"type": "object", "properties": {
+            "requests": {**_ref("ResourceList"), "description": f"default {DEFAULT_REQUESTS}"},
+            "limits": {**_ref("ResourceList"), "description": f"default {DEFAULT_LIMITS}"}}},
+        "ModelDeploymentSpec": {"type": "object", "required": ["image", "predictor"],
+                                "properties": {
+            "image": {"type": "string", "example": "file:///srv/models/wine-v1",
+                      "description": "file://<MLflow model dir> (local runtime), models:/<name>/"
+                                     "<version> with a tracking URI, or a container image"},
+            "predictor": {"type": "string", "enum": list(PREDICTORS)},
+            "resources": _ref("ResourceRequirements"),
+            "minReplicas": {"type": "integer", "minimum": 0, "default": 0},
+            "maxReplicas": {"type": "integer", "minimum": 1,
+                            "description": "default max(1, minReplicas)"},
+            "imagePullConnID": {"type": "string"},
+            "roleName": {"type": "string", "description": "default role-<id>"},
+            "annotations": {**string_map, "description":
+                            "mlgate.io/target-concurrency, mlgate.io/window, "
+                            "mlgate.io/scale-down-delay, mlgate.io/scale-to-zero-after, "
+                            "mlgate.io/cold-start-timeout override the autoscaler"},
+            "nodeSelector": string_map,
+            "livenessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2},
+            "readinessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2}}},
+        "ModelDeploymentStatus": {"type": "object", "readOnly": True, "properties": {
+            "state": {"type": "string", "enum": ["Processing", "Ready", "Failed", "Deleting"]},
+            "replicas": {"type": "integer"},
+            "availableReplicas": {"type": "integer"},
+            "modelName": {"type": "string"},
+            "modelVersion": {"type": "string"},
+            "reason": {"type": "string", "description": "why it is Failed (or not Ready yet)"},
+            "lastUpdatedTime": {"type": "string", "format": "date-time"}}},
+        "ModelDeployment": {"type": "object", "required": ["id", "spec"], "properties": {
+            "id": {"type": "string", "pattern": "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$",
+                   "example": "wine"},
+            "spec": _ref("ModelDeploymentSpec"),
+            "status": _ref("ModelDeploymentStatus"),
+            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True}}},
+        "ModelDeploymentTarget": {"type": "object", "required": ["mdName"], "properties": {
+            "mdName": {"type": "string"},
+            "weight": {"type": "integer", "minimum": 0, "maximum": 100}}},
+        "ModelRouteSpec": {"type": "object", "required": ["urlPrefix", "modelDeployments"],
+                           "properties": {
+            "urlPrefix": {"type": "string", "example": "/custom/wine"},
+            "modelDeployments": {"type": "array", "items": _ref("ModelDeploymentTarget"),
+                                 "description": "weights sum to 100"},
+            "mirror": {"type": "string", "description": "a deployment that gets a copy"}}},
+        "ModelRouteStatus": {"type": "object", "readOnly": True, "properties": {
+            "state": {"type": "string", "enum": ["Processing", "Ready", "Failed"]},
+            "edgeUrl": {"type": "string"},
+            "reason": {"type": "string"}}},
+        "ModelRoute": {"type": "object", "required": ["id", "spec"], "properties": {
+            "id": {"type": "string"},
+            "default": {"type": "boolean", "readOnly": True},
+            "spec": _ref("ModelRouteSpec"),
+            "status": _ref("ModelRouteStatus"),
+            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True}}},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    deployment = "/api/v1/model/deployment"
+    route = "/api/v1/model/route"
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "mlgate management API", "version": "v1",
+                 "description": "ODAHU v1 compatible API for model deployments and routes. "
+                                "Errors are {\"message\": ...}."},
+        "tags": [{"name": "Deployment"}, {"name": "Route"}],
+        "paths": {
+            deployment: _crud("ModelDeployment", "Deployment", "model deployment"),
+            deployment + "/{id}": _item(
+                "ModelDeployment", "Deployment", "model deployment",
+                "Marks it Deleting; its replicas stop, then it and its default route are gone."),
+            deployment + "/{id}/default-route": {
+                "parameters": [ID_PARAM],
+                "get": {"tags": ["Deployment"], "summary": "Get a deployment's default route",
+                        "operationId": "getDefaultRoute",
+                        "responses": {"200": _body(_ref("ModelRoute"), "Its default route"),
+                                      "404": ERRORS["404"]}}},
+            route: _crud("ModelRoute", "Route", "model route"),
+            route + "/{id}": _item("ModelRoute", "Route", "model route",
+                                   "Default routes cannot be deleted (403)."),
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearer": []}],
+    }

@@ -1,0 +1,249 @@
+"""The control loop: make the runtime and the gateway's table match the stored deployments.
+
+:func:`reconcile` is pure — one stored deployment, what the runtime observes of
+it and the autoscaler's replica count in, a list of actions out — and idempotent:
+actions say what should *be* (run N replicas of generation G; publish these
+endpoints; this status), so applying them twice changes nothing. The
+:class:`Reconciler` shell runs it for every deployment whenever the store or the
+runtime reports a change, and at least every autoscaler interval.
+
+States (ODAHU's): ``Processing`` while replicas start; ``Ready`` once
+``availableReplicas >= max(1, minReplicas)`` — and it stays Ready while the
+autoscaler scales between ``minReplicas`` and ``maxReplicas``, zero included;
+``Failed`` with a reason when the runtime gives up on the spec; ``Deleting``
+until every replica stopped, then the deployment and its default route go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway import RouteTable
+
+from .autoscaler import Autoscaler, ScalingPolicy, decide, observe, policy_for
+from .models import (
+    STATE_DELETING,
+    STATE_FAILED,
+    STATE_PROCESSING,
+    STATE_READY,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    utcnow,
+)
+from .runtime import Observed, Runtime
+from .store import Store
+
+log = logging.getLogger("mlgate.reconciler")
+
+
+@dataclass(frozen=True)
+class Apply:
+    deployment: ModelDeployment
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Delete:
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Everything stopped: forget the deployment (and its default route)."""
+
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    deployment_id: str
+    generation: int
+    status: ModelDeploymentStatus
+
+
+@dataclass(frozen=True)
+class Publish:
+    """The gateway's table entry: where traffic goes, or why none can."""
+
+    deployment_id: str
+    model_name: str
+    model_version: str
+    endpoints: tuple[tuple[str, int], ...]
+    unavailable: str
+    cold_start_timeout: float
+
+
+@dataclass(frozen=True)
+class Unpublish:
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class MarkVerified:
+    """This generation has been Ready: from now on the autoscaler may take it to zero."""
+
+    deployment_id: str
+    generation: int
+
+
+Action = Apply | Delete | Remove | WriteStatus | Publish | Unpublish | MarkVerified
+
+
+def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, verified: bool,
+              policy: ScalingPolicy, now: str) -> list[Action]:
+    """What to do for one deployment. ``verified``: this generation was Ready before."""
+    if dep.status.state == STATE_DELETING:
+        if observed is None:
+            return [Unpublish(dep.id), Remove(dep.id)]
+        return [Unpublish(dep.id), Delete(dep.id)]
+    actions: list[Action] = [Apply(dep, replicas)]
+    status = desired_status(dep, observed, verified)
+    if _differs(status, dep.status):
+        status.last_updated_time = now
+        actions.append(WriteStatus(dep.id, dep.generation, status))
+    if status.state == STATE_READY and not verified:
+        actions.append(MarkVerified(dep.id, dep.generation))
+    actions.append(Publish(
+        dep.id, status.model_name or dep.id, status.model_version or "unknown",
+        observed.endpoints if observed is not None else (),
+        status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout))
+    return actions
+
+
+def desired_status(dep: ModelDeployment, observed: Observed | None,
+                   verified: bool) -> ModelDeploymentStatus:
+    previous = dep.status
+    if observed is None or observed.generation != dep.generation:
+        return ModelDeploymentStatus(STATE_PROCESSING, 0, 0, previous.model_name,
+                                     previous.model_version)
+    status = ModelDeploymentStatus(
+        STATE_PROCESSING, observed.replicas, observed.available,
+        observed.model_name or previous.model_name,
+        observed.model_version or previous.model_version)
+    if observed.failure:
+        status.state, status.reason = STATE_FAILED, observed.failure
+    elif observed.available >= max(1, dep.spec.min_replicas) or (
+            verified and observed.available >= dep.spec.min_replicas):
+        status.state = STATE_READY
+    else:
+        status.reason = observed.problem
+    return status
+
+
+def _differs(a: ModelDeploymentStatus, b: ModelDeploymentStatus) -> bool:
+    left, right = a.to_dict(), b.to_dict()
+    left.pop("lastUpdatedTime", None)
+    right.pop("lastUpdatedTime", None)
+    return left != right
+
+
+class Reconciler:
+    """The thin shell around :func:`reconcile`: reads the store, the runtime and the table."""
+
+    def __init__(self, store: Store, runtime: Runtime, table: RouteTable,
+                 defaults: ScalingPolicy, interval: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.table = table
+        self.defaults = defaults
+        self.interval = interval
+        self.clock = clock
+        self.autoscaler = Autoscaler(defaults)
+        self._verified: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        store.subscribe(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def demand(self, dep_id: str) -> None:
+        """The gateway holds a request for ``dep_id`` and has no replica: want one now."""
+        self.autoscaler.demand(dep_id, self.clock())
+        self.wake()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                self.reconcile_all()
+            except sqlite3.Error:
+                log.exception("cannot read or write the state store; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    def reconcile_all(self) -> None:
+        now = self.clock()
+        stamp = utcnow()
+        deployments = self.store.list_deployments()
+        for dep in deployments:
+            policy = self.policy(dep)
+            verified = self._verified.get(dep.id) == dep.generation
+            replicas = 0
+            if dep.status.state != STATE_DELETING:
+                replicas = self._scale(dep, policy, now, verified)
+            observed = self.runtime.observe(dep.id)
+            for action in reconcile(dep, observed, replicas, verified, policy, stamp):
+                self._apply(action)
+        stored = {d.id for d in deployments}
+        for orphan in self.runtime.known() - stored:
+            self.runtime.delete(orphan)
+        for entry in self.table.deployments():
+            if entry.id not in stored:
+                self.table.remove(entry.id)
+
+    def policy(self, dep: ModelDeployment) -> ScalingPolicy:
+        return policy_for(self.defaults, dep.spec.min_replicas, dep.spec.max_replicas,
+                          dep.spec.annotations)
+
+    def _scale(self, dep: ModelDeployment, policy: ScalingPolicy, now: float,
+               verified: bool) -> int:
+        state = self.autoscaler.state(dep.id, dep.generation, now)
+        entry = self.table.get(dep.id)
+        observe(state, now, entry.in_flight if entry else 0, entry.requests if entry else 0,
+                policy)
+        return decide(state, policy, now, verified)
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, Apply):
+            self.runtime.apply(action.deployment, action.replicas)
+        elif isinstance(action, Delete):
+            self.runtime.delete(action.deployment_id)
+        elif isinstance(action, Remove):
+            log.info("deployment %s deleted", action.deployment_id)
+            self.autoscaler.forget(action.deployment_id)
+            self._verified.pop(action.deployment_id, None)
+            self.store.remove_deployment(action.deployment_id)
+        elif isinstance(action, MarkVerified):
+            self._verified[action.deployment_id] = action.generation
+        elif isinstance(action, WriteStatus):
+            if self.store.set_status(action.deployment_id, action.generation, action.status):
+                log.info("deployment %s: %s (%d/%d replicas)%s", action.deployment_id,
+                         action.status.state, action.status.available_replicas,
+                         action.status.replicas,
+                         f": {action.status.reason}" if action.status.reason else "")
+        elif isinstance(action, Publish):
+            self._publish(action)
+        else:
+            self.table.remove(action.deployment_id)
+
+    def _publish(self, action: Publish) -> None:
+        dep_id = action.deployment_id
+        entry = self.table.get(dep_id)
+        if entry is None:
+            entry = self.table.upsert(dep_id, action.model_name, action.model_version)
+            entry.on_demand = self.demand
+        elif (entry.model_name, entry.model_version) != (action.model_name, action.model_version):
+            self.table.upsert(dep_id, action.model_name, action.model_version)
+        entry.cold_start_timeout = action.cold_start_timeout
+        if tuple(r.address for r in entry.replicas) != tuple(
+                f"{h}:{p}" for h, p in action.endpoints):
+            self.table.set_replicas(dep_id, action.endpoints)
+        if entry.unavailable_reason != action.unavailable:
+            self.table.set_unavailable(dep_id, action.unavailable)
