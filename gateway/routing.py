@@ -62,15 +62,16 @@ class Deployment:
         while not self.replicas:
             if self.unavailable_reason:
                 return False
-            if self.on_demand is not None:
-                self.on_demand(self.id)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             if self._changed is None:
                 self._changed = asyncio.Event()
+            changed = self._changed  # before on_demand: it may answer at once
+            if self.on_demand is not None:
+                self.on_demand(self.id)
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 return bool(self.replicas)
         return True

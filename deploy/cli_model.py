@@ -1,0 +1,89 @@
+"""``mlgate model info|invoke`` and ``mlgate feedback send``: call deployed models from the shell.
+
+Like ``odahuflowctl model``, a model is found by deployment (``--md``: its default
+route) or by route (``--mr``), through the API's ``status.edgeUrl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .cli_resources import connection_options, run
+from .client import ApiError, Client
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    conn = connection_options()
+    model = sub.add_parser("model", help="call a deployed model")
+    cmds = model.add_subparsers(dest="action", required=True, metavar="ACTION")
+    info = cmds.add_parser("info", parents=[conn], help="the model's OpenAPI document")
+    _target(info)
+    info.set_defaults(func=cmd_info)
+    invoke = cmds.add_parser("invoke", parents=[conn], help="get a prediction")
+    _target(invoke)
+    body = invoke.add_mutually_exclusive_group(required=True)
+    body.add_argument("--file", "--json-file", dest="file", help="JSON request body file")
+    body.add_argument("--json", help="JSON request body, e.g. '{\"columns\": [...], ...}'")
+    invoke.set_defaults(func=cmd_invoke)
+
+    feedback = sub.add_parser("feedback", help="send feedback on a prediction")
+    fcmds = feedback.add_subparsers(dest="action", required=True, metavar="ACTION")
+    send = fcmds.add_parser("send", parents=[conn], help="send ground truth for a request")
+    send.add_argument("--model", required=True, help="model name (the model-name header)")
+    send.add_argument("--version", required=True, help="model version")
+    send.add_argument("--request-id", required=True, help="the prediction's request-id")
+    send.add_argument("--json", required=True, help="the feedback, any JSON")
+    send.set_defaults(func=cmd_feedback)
+
+
+def _target(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--md", "--model-deployment", dest="md", help="model deployment id")
+    which.add_argument("--mr", "--model-route", dest="mr", help="model route id")
+
+
+def _load_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(f"{where} is not valid JSON: {exc}") from None
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        print(json.dumps(client.model_info(client.model_url(args.md, args.mr)), indent=2))
+        return 0
+
+    return run(args, body)
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        if args.file:
+            try:
+                text = Path(args.file).read_text()
+            except OSError as exc:
+                raise ApiError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+            payload = _load_json(text, args.file)
+        else:
+            payload = _load_json(args.json, "--json")
+        resp = client.invoke(client.model_url(args.md, args.mr), payload)
+        print(json.dumps(resp.json()))
+        print(f"request-id: {resp.headers.get('request-id', '')}", file=sys.stderr)
+        return 0
+
+    return run(args, body)
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        answer = client.send_feedback(args.model, args.version, args.request_id,
+                                      _load_json(args.json, "--json"))
+        print(json.dumps(answer))
+        return 0
+
+    return run(args, body)
