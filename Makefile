@@ -8,7 +8,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5080
 DATA_DIR ?= .mlgate
 
-.PHONY: install run test lint fmt lock demo-models clean
+ODAHU_VENV := .venv-odahu
+
+.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench-scaling
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -22,6 +24,17 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 install: $(BIN)/.installed
 
+# The real ODAHU CLI (odahuflowctl), for the compatibility tests: its dependencies are
+# old and unbounded, so it gets its own virtualenv with pinned versions.
+$(ODAHU_VENV)/.installed: tests/e2e/odahu-requirements.txt | install
+	rm -rf $(ODAHU_VENV)
+	$(PYTHON) -m venv --without-pip $(ODAHU_VENV)
+	$(BIN)/uv pip install --quiet --python $(ODAHU_VENV)/bin/python \
+	  -r tests/e2e/odahu-requirements.txt
+	touch $@
+
+odahu-cli: $(ODAHU_VENV)/.installed
+
 # Re-resolve pinned dependencies after editing pyproject.toml.
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
@@ -33,7 +46,7 @@ demo-models: install
 run: demo-models
 	$(BIN)/python -m deploy.demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: install demo-models
+test: install demo-models odahu-cli
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -45,5 +58,9 @@ fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Cold start from zero and scale-up times, medians over several runs.
+bench-scaling: demo-models
+	$(BIN)/python bench/scaling.py
+
 clean:
-	rm -rf $(VENV) $(DATA_DIR) examples/wine/models .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(ODAHU_VENV) $(DATA_DIR) examples/wine/models .pytest_cache .ruff_cache

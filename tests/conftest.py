@@ -23,6 +23,18 @@ SEED_COLUMNS = ["alcohol", "chlorides", "citric acid", "density", "fixed acidity
 SEED_ROW = [12.8, 0.029, 0.48, 0.98, 6.2, 29, 3.33, 1.2, 0.39, 75, 0.66]
 
 
+def wait_until(check, timeout: float = 180.0, interval: float = 0.2, what: str = "a condition"):
+    """Poll ``check()`` until it returns something truthy (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout:g}s")
+        time.sleep(interval)
+
+
 @pytest.fixture(scope="session")
 def demo_models() -> Path:
     """The two demo wine models, trained once if ``make demo-models`` has not run."""
@@ -56,6 +68,22 @@ class MlgateProcess:
         kw.setdefault("timeout", 60)
         return httpx.Client(base_url=self.url, headers={**self.headers, **kw.pop("headers", {})},
                             **kw)
+
+    def deployment(self, dep_id: str) -> dict | None:
+        """The deployment as the API shows it, or None if it does not exist."""
+        with self.client() as client:
+            resp = client.get(f"/api/v1/model/deployment/{dep_id}")
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return resp.json()
+
+    def wait_state(self, dep_id: str, *states: str, timeout: float = 180) -> dict:
+        """Poll the API until the deployment's state is one of ``states``; the deployment."""
+        def check():
+            dep = self.deployment(dep_id)
+            return dep if dep is not None and dep["status"]["state"] in states else None
+        return wait_until(check, timeout, what=f"deployment {dep_id} to be {'/'.join(states)}")
 
     def start(self, timeout: float = 180) -> MlgateProcess:
         cmd = [sys.executable, "-m", "deploy.cli", "up", "--port", "0",
