@@ -102,6 +102,7 @@ class ScalerState:
     samples: deque[tuple[float, int]] = field(default_factory=deque)
     recommendations: deque[tuple[float, int]] = field(default_factory=deque)
     last_requests: int | None = None
+    last_available: int = 0
 
     @classmethod
     def new(cls, now: float) -> ScalerState:
@@ -110,12 +111,16 @@ class ScalerState:
 
 
 def observe(state: ScalerState, now: float, in_flight: int, requests_total: int,
-            policy: ScalingPolicy) -> None:
-    """Record one sample: requests in flight now and the gateway's running request count."""
+            policy: ScalingPolicy, available: int = 0) -> None:
+    """Record one sample: requests in flight now, the gateway's running request count and
+    the replicas available. A deployment coming back from zero counts as active from the
+    moment its first replica is available, so a cold start is never undone at once.
+    """
     new_requests = 0 if state.last_requests is None else requests_total - state.last_requests
     state.last_requests = requests_total
-    if in_flight > 0 or new_requests > 0:
+    if in_flight > 0 or new_requests > 0 or (available > 0 and state.last_available == 0):
         state.last_active = now
+    state.last_available = available
     state.samples.append((now, in_flight))
     while state.samples and state.samples[0][0] < now - policy.window:
         state.samples.popleft()

@@ -185,10 +185,11 @@ class Reconciler:
         for dep in deployments:
             policy = self.policy(dep)
             verified = self._verified.get(dep.id) == dep.generation
+            observed = self.runtime.observe(dep.id)
             replicas = 0
             if dep.status.state != STATE_DELETING:
-                replicas = self._scale(dep, policy, now, verified)
-            observed = self.runtime.observe(dep.id)
+                available = observed.available if observed is not None else 0
+                replicas = self._scale(dep, policy, now, verified, available)
             for action in reconcile(dep, observed, replicas, verified, policy, stamp):
                 self._apply(action)
         stored = {d.id for d in deployments}
@@ -203,11 +204,11 @@ class Reconciler:
                           dep.spec.annotations)
 
     def _scale(self, dep: ModelDeployment, policy: ScalingPolicy, now: float,
-               verified: bool) -> int:
+               verified: bool, available: int) -> int:
         state = self.autoscaler.state(dep.id, dep.generation, now)
         entry = self.table.get(dep.id)
         observe(state, now, entry.in_flight if entry else 0, entry.requests if entry else 0,
-                policy)
+                policy, available)
         return decide(state, policy, now, verified)
 
     def _apply(self, action: Action) -> None:

@@ -119,3 +119,14 @@ def test_autoscaler_resets_state_for_a_new_generation():
     assert second is not first and second.started == 6.0
     scaler.demand("wine", 7.0)
     assert second.last_active == 7.0
+
+
+def test_a_replica_back_from_zero_gets_a_full_idle_period():
+    state = ScalerState.new(0.0)
+    observe(state, 1.0, 0, 0, POLICY, available=1)
+    assert run(state, POLICY, [(40.0, 0, 0)]) == [0]
+    demand(state, 41.0)
+    observe(state, 50.0, 0, 0, POLICY, available=0)   # still starting
+    observe(state, 60.0, 0, 0, POLICY, available=1)   # ready 19 s after the demand
+    assert decide(state, POLICY, 80.0, True) == 1
+    assert decide(state, POLICY, 90.0, True) == 0
