@@ -169,7 +169,11 @@ class LocalRuntime:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            wake_at = self._step_all()
+            try:
+                wake_at = self._step_all()
+            except Exception:  # a bug must not stop the runtime: log it, try again soon
+                log.exception("local runtime step failed; retrying")
+                wake_at = time.monotonic() + 1.0
             timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -210,8 +214,14 @@ class LocalRuntime:
     def _spawn(self, coro) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("replica task failed", exc_info=task.exception())
+            self._wake.set()
 
     # -- one replica ----------------------------------------------------------------------------
 
@@ -236,7 +246,11 @@ class LocalRuntime:
         log.info("replica %s-%d ready on %s:%d (model %s %s)", unit.id, slot.index,
                  replica.host, replica.port, replica.model_name, replica.model_version)
         self._on_change()
-        reason = await self._watch(replica)
+        try:
+            reason = await self._watch(replica)
+        except Exception as exc:  # never leave a slot "ready" with nobody watching it
+            log.exception("watching replica %s-%d failed", unit.id, slot.index)
+            reason = f"watching the replica failed: {exc}"
         await stop_replica(replica, self.local.replica_stop_timeout)
         self._crashed(unit, slot, reason)
 

@@ -175,6 +175,8 @@ class Reconciler:
                 self.reconcile_all()
             except sqlite3.Error:
                 log.exception("cannot read or write the state store; retrying")
+            except Exception:  # a bug must not stop the control loop: log it, go on
+                log.exception("reconcile pass failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
