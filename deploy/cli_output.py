@@ -53,7 +53,7 @@ def render(objects: Sequence[dict[str, Any]], fmt: str, row: Row) -> str:
 def table(rows: Sequence[dict[str, str]]) -> str:
     if not rows:
         return "No resources found."
-    headers = list(rows[0])
+    headers = [h for h in rows[0] if any(r[h] for r in rows)]  # drop all-empty columns
     widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
     lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip()]
     lines += ["  ".join(r[h].ljust(widths[h]) for h in headers).rstrip() for r in rows]
