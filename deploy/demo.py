@@ -37,6 +37,8 @@ Send feedback for that prediction:
     -H 'Content-Type: application/json' -d '{{"truthful": 1}}'
 
 The model's OpenAPI document: curl {url}/model/wine-v1/api/model/info
+Deployments: .venv/bin/mlgate --help (e.g. mlgate deployment get -o table --url {url})
+Management API (Swagger UI): {url}/swagger/index.html
 Records land under the data dir's storage/ (request_response/, response_body/, feedback/).
 Stop with Ctrl-C.
 """

@@ -1,8 +1,7 @@
 """``mlgate up``: API, gateway and feedback on one port, replicas as local processes.
 
 Start-up order: the state store (``-f`` manifests applied to it), the storage
-writer, the runtime and the reconciler, then the listening socket, then exactly
-one line ``mlgate ready on http://HOST:PORT`` on stdout. Replicas start in the
+writer, the listening socket, the runtime and the reconciler, then exactly one line ``mlgate ready on http://HOST:PORT`` on stdout. Replicas start in the
 background; deployments are ``Processing`` until they are ``Ready``, and a
 request that comes before is held until a replica answers (the cold start).
 Shutdown (SIGTERM/SIGINT): stop accepting and finish in-flight requests, stop
@@ -102,14 +101,14 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     try:
         apply_manifests(store, deployments)
         await writer.start()
-        await runtime.start(reconciler.wake)
-        reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
         app = build_app(settings, table, writer, store)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
                            backlog=2048)
-        await site.start()
+        await site.start()  # listening before any replica starts: a busy port stops nothing
+        await runtime.start(reconciler.wake)
+        reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
         print(f"mlgate ready on {url}", flush=True)
