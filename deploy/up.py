@@ -1,7 +1,8 @@
 """``mlgate up``: API, gateway and feedback on one port, replicas as local processes.
 
 Start-up order: the state store (``-f`` manifests applied to it), the storage
-writer, the listening socket, the runtime and the reconciler, then exactly one line ``mlgate ready on http://HOST:PORT`` on stdout. Replicas start in the
+writer, the listening socket, the runtime and the reconciler, then exactly one
+line ``mlgate ready on http://HOST:PORT`` on stdout. Replicas start in the
 background; deployments are ``Processing`` until they are ``Ready``, and a
 request that comes before is held until a replica answers (the cold start).
 Shutdown (SIGTERM/SIGINT): stop accepting and finish in-flight requests, stop

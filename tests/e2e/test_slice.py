@@ -130,9 +130,10 @@ def test_gateway_errors(shared):
             "x-model-name": "wine", "x-model-version": "1", "Request-ID": "r"}).status_code == 400
 
 
-def replica_pids(stack, dep_id: str) -> list[int]:
+def replica_pids(stack, model_dir: str) -> list[int]:
+    """Replica processes serving the model directory ``model_dir`` (e.g. ``models/wine-v1``)."""
     return [p.pid for p in psutil.Process(stack.proc.pid).children()
-            if f"{dep_id}-" in " ".join(p.cmdline()) or dep_id in " ".join(p.cmdline())]
+            if model_dir in " ".join(p.cmdline())]
 
 
 def test_killed_replica_answers_json_then_is_restarted(stack):
