@@ -334,3 +334,29 @@ def test_manifests_are_applied_through_the_store(mlgate, demo_models, tmp_path):
     assert dep["createdAt"] == created_at and dep["spec"]["image"].endswith("wine-v2")
     wait_until(lambda: second.deployment("wine-v1")["status"]["modelVersion"] == "2.0",
                what="the updated model")
+
+
+REGISTER = """
+import sys
+from mlflow import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1], registry_uri=sys.argv[1])
+client.create_registered_model("wine")
+client.create_model_version("wine", source=sys.argv[2])
+"""
+
+
+def test_registry_model_uri_with_a_tracking_uri(mlgate, demo_models, tmp_path):
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    subprocess.run([sys.executable, "-c", REGISTER, tracking, str(demo_models / "wine-v2")],
+                   check=True, timeout=300, capture_output=True, cwd=tmp_path)
+    stack = mlgate([], env={"MLGATE_LOCAL_MLFLOW_TRACKING_URI": tracking})
+    body = {"id": "registered", "spec": {"image": "models:/wine/1",
+                                         "predictor": "odahu-ml-server"}}
+    with stack.client() as client:
+        assert client.post(DEPLOYMENTS, json=body).status_code == 201
+        dep = stack.wait_state("registered", "Ready", "Failed")
+        assert dep["status"]["state"] == "Ready", dep["status"]
+        assert dep["status"]["modelVersion"] == "2.0"
+        resp = client.post("/model/registered/api/model/invoke",
+                           json={"columns": SEED_COLUMNS, "data": [SEED_ROW]})
+    assert resp.status_code == 200 and resp.headers["model-version"] == "2.0"
