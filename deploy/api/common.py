@@ -10,9 +10,9 @@ from aiohttp import web
 from gateway import json_response
 
 from ..models import ValidationError
-from ..store import StoreError
+from ..store import Store, StoreError
 
-STORE = web.AppKey("mlgate_store", object)
+STORE = web.AppKey("mlgate_store", Store)
 EDGE_URL = web.AppKey("mlgate_edge_url", str)
 
 

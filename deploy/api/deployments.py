@@ -14,7 +14,7 @@ from .common import STORE, BadBody, answer, edge_url, failure, read_object
 
 
 def _store(request: web.Request) -> Store:
-    return request.app[STORE]  # type: ignore[return-value]
+    return request.app[STORE]
 
 
 async def _parse(request: web.Request) -> ModelDeployment:

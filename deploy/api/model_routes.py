@@ -11,7 +11,7 @@ from .common import STORE, BadBody, answer, edge_url, failure, read_object
 
 
 def _store(request: web.Request) -> Store:
-    return request.app[STORE]  # type: ignore[return-value]
+    return request.app[STORE]
 
 
 def _with_status(request: web.Request, routes: list[ModelRoute]) -> list[dict]:
