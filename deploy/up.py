@@ -15,15 +15,25 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import EllipsisType
 
 from aiohttp import web
 
 import feedback
-from gateway import GatewayConfig, RouteTable, Timeouts, create_app
+from gateway import (
+    AuthConfig,
+    GatewayConfig,
+    Limits,
+    RouteTable,
+    Timeouts,
+    create_app,
+    server_settings,
+)
 from gateway.errors import set_error_format
 from storage import DEFAULT_REDACTED_HEADERS, LocalBackend, RecordWriter, WriterConfig
 
-from .config import Settings
+from .config import ConfigError, Settings
+from .keys import build_auth_config
 from .local_runtime import (
     ReplicaProcess,
     ReplicaStartError,
@@ -55,10 +65,20 @@ def build_writer(settings: Settings) -> RecordWriter:
         redacted_headers=frozenset(redacted)))
 
 
-def build_app(settings: Settings, table: RouteTable, writer: RecordWriter) -> web.Application:
+def build_limits(settings: Settings) -> Limits:
+    g = settings.gateway
+    return Limits(max_headers=g.max_headers, max_header_bytes=g.max_header_bytes,
+                  idle_timeout=g.idle_timeout, body_timeout=g.body_timeout,
+                  max_json_depth=g.max_json_depth)
+
+
+def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
+              auth: AuthConfig | EllipsisType | None = ...) -> web.Application:
+    """The composed app; ``auth`` defaults to what ``settings.auth`` says (secure by default)."""
     g = settings.gateway
     config = GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
-                           max_body_bytes=g.max_body_bytes)
+                           max_body_bytes=g.max_body_bytes, limits=build_limits(settings),
+                           auth=build_auth_config(settings) if auth is ... else auth)
     app = create_app(config, table, writer.offer)
     feedback.add_routes(app, writer)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
@@ -85,7 +105,8 @@ async def start_deployment(settings: Settings, dep: ModelDeployment,
                                for r in started))
         raise failures[0]
     first = started[0]
-    table.upsert(dep.id, first.model_name or dep.id, first.model_version or "1.0")
+    table.upsert(dep.id, first.model_name or dep.id, first.model_version or "1.0",
+                 role_name=dep.spec.role_name)
     table.set_replicas(dep.id, [r.address for r in started])
     dep.status.state = STATE_READY
     dep.status.replicas = dep.status.available_replicas = len(started)
@@ -103,6 +124,14 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    try:
+        auth = build_auth_config(settings)
+    except ConfigError as exc:
+        print(f"mlgate: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if auth is None:
+        log.warning("authentication is OFF (auth.enabled: false): anyone who can reach "
+                    "%s:%s may invoke, manage and read everything", settings.host, settings.port)
     table = RouteTable()
     writer = build_writer(settings)
     await writer.start()
@@ -129,8 +158,9 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                 replicas[dep.id] = result
         if failures:
             raise failures[0]
-        app = build_app(settings, table, writer)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15)
+        app = build_app(settings, table, writer, auth)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
+                               **server_settings(build_limits(settings)))
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
                            backlog=2048)

@@ -5,6 +5,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.config import load_settings
+from deploy.keys import mint_token
 from deploy.up import build_app, build_writer
 from gateway import RouteTable
 from storage import StorageError
@@ -15,7 +16,9 @@ async def client(tmp_path):
     settings = load_settings(env={}, overrides={"data_dir": str(tmp_path)})
     writer = build_writer(settings)
     await writer.start()
-    client = TestClient(TestServer(build_app(settings, RouteTable(), writer), host="127.0.0.1"))
+    token = mint_token(settings.auth, settings.data_path, roles=["admin"], subject="t", ttl=600)
+    client = TestClient(TestServer(build_app(settings, RouteTable(), writer), host="127.0.0.1"),
+                        headers={"Authorization": f"Bearer {token}"})
     await client.start_server()
     client.writer = writer
     yield client
