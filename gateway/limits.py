@@ -139,7 +139,7 @@ def _check_json_depth(data: bytes, limit: int) -> None:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        if "depth" in str(exc) or "recursion" in str(exc):
             raise BadRequest(f"JSON body nests deeper than {limit} levels") from None
         return  # not JSON: the handler answers with its own message
     if json_depth_exceeds(doc, limit):

@@ -11,7 +11,7 @@ which key may be used how.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,15 +135,13 @@ def keys_from_jwks(doc: Any, source: str = "JWKS") -> tuple[VerifyKey, ...]:
 
 
 def candidates(keys: Sequence[VerifyKey], kid: str | None) -> list[VerifyKey]:
-    """Keys that may verify a token with this ``kid``: those of that kid, or all without one.
+    """Keys that may verify a token with this ``kid``.
 
-    A single-key issuer often omits kid; the verifier then tries the keys whose
-    algorithms include the token's.
+    A key configured without a kid (a PEM file, a secret) is a candidate for every
+    token; a key with one only for tokens naming it. A token without a kid (single-key
+    issuers often omit it) may be verified by any key; the verifier then tries only
+    those bound to the token's ``alg``.
     """
     if kid is None:
         return list(keys)
-    return [k for k in keys if k.kid == kid]
-
-
-def known_kids(keys: Iterable[VerifyKey]) -> frozenset[str]:
-    return frozenset(k.kid for k in keys if k.kid is not None)
+    return [k for k in keys if k.kid == kid or k.kid is None]
