@@ -30,6 +30,8 @@ from gateway import (
     server_settings,
 )
 from gateway.errors import set_error_format
+from gateway.limits import quiet_protocol_errors
+from gateway.openapi import add_openapi_route
 from storage import DEFAULT_REDACTED_HEADERS, LocalBackend, RecordWriter, WriterConfig
 
 from .config import ConfigError, Settings
@@ -83,6 +85,7 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     feedback.add_routes(app, writer)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
+    add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())
     return app
 
 
@@ -129,6 +132,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     except ConfigError as exc:
         print(f"mlgate: {exc}", file=sys.stderr, flush=True)
         return 2
+    quiet_protocol_errors()
     if auth is None:
         log.warning("authentication is OFF (auth.enabled: false): anyone who can reach "
                     "%s:%s may invoke, manage and read everything", settings.host, settings.port)

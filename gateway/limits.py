@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import BadRequest, GatewayError, Handler, PayloadTooLarge
 
@@ -53,6 +55,31 @@ def server_settings(limits: Limits) -> dict[str, Any]:
     """Keyword arguments for ``web.AppRunner`` (passed on to each connection's protocol)."""
     return {"max_headers": limits.max_headers, "max_field_size": limits.max_header_bytes,
             "max_line_size": limits.max_header_bytes, "keepalive_timeout": limits.idle_timeout}
+
+
+class ProtocolErrorFilter(logging.Filter):
+    """One line, not a traceback, for requests aiohttp's parser refused.
+
+    aiohttp logs each malformed request (too many headers, a line too long, not
+    HTTP at all) at ERROR with a traceback and the first 100 bytes of the offending
+    line: a log flood anyone can cause, quoting what may be part of a credential.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            what = str(exc.message).split(":", 1)[0].strip() or type(exc).__name__
+            record.msg, record.args = "refused a malformed request from %s: %s", (
+                record.args[0] if isinstance(record.args, tuple) and record.args else "?", what)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_protocol_errors() -> None:
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ProtocolErrorFilter) for f in logger.filters):
+        logger.addFilter(ProtocolErrorFilter())
 
 
 def path_problem(raw_path: str) -> str | None:
