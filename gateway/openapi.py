@@ -2,8 +2,8 @@
 
 The gateway describes its own paths; other packages mounted on the same app
 (feedback, the management API) hand in their path items and schemas. The
-``deployment`` parameter lists the deployments the routing table holds when the
-document is asked for, so clients and fuzzers see real ids.
+``deployment`` parameter enumerates the deployments the routing table holds when
+the document is asked for, so clients and fuzzers see real ids.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def build_document(paths: Mapping[str, Any], schemas: Mapping[str, Any],
             for op in item.values():
                 for param in op.get("parameters", ()):
                     if param.get("name") == "deployment":
-                        param["schema"] = {**param["schema"], "examples": deployments}
+                        param["schema"] = {"type": "string", "enum": deployments}
     return doc
 
 
