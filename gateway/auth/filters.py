@@ -11,6 +11,7 @@ may set ``ROUTE_ID_KEY`` so rules can name the route id instead of the path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -21,7 +22,7 @@ from ..routing import RouteTable
 from .authenticator import Authenticator, Principal
 from .classify import OPEN_PATHS, classify
 from .errors import AuthError, BadAuthRequest, Forbidden
-from .policy import Access, Policy, Resource, decide
+from .policy import Access, Decision, Policy, Resource, decide
 
 PRINCIPAL_KEY = web.RequestKey("mlgate_principal", Principal)
 ROUTE_ID_KEY = web.RequestKey("mlgate_route_id", str)
@@ -67,7 +68,18 @@ def body_id(body: bytes) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+DECISION_CACHE_SIZE = 4096
+
+
 def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
+    """Classification and decisions are pure, so both are memoised (bounded LRU)."""
+    classify_cached = functools.lru_cache(maxsize=DECISION_CACHE_SIZE)(classify)
+
+    @functools.lru_cache(maxsize=DECISION_CACHE_SIZE)
+    def decide_cached(roles: frozenset[str], access: Access,
+                      resource_roles: frozenset[str]) -> Decision:
+        return decide(roles, access, policy, resource_roles)
+
     def resource_roles(access: Access) -> frozenset[str]:
         if access.resource.kind != "deployment":
             return frozenset()
@@ -76,7 +88,7 @@ def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
 
     @web.middleware
     async def authz(request: web.Request, handler: Handler) -> web.StreamResponse:
-        target = classify(request.method, request.path, request.get(ROUTE_ID_KEY))
+        target = classify_cached(request.method, request.path, request.get(ROUTE_ID_KEY))
         if target.open:
             return await handler(request)
         principal = request[PRINCIPAL_KEY]
@@ -88,7 +100,7 @@ def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
             name = body_id(await request.read())
             if name is not None:
                 access = Access(access.action, Resource(access.resource.kind, name))
-        decision = decide(principal.roles, access, policy, resource_roles(access))
+        decision = decide_cached(principal.roles, access, resource_roles(access))
         if not decision.allowed:
             raise Forbidden(decision.reason)
         return await handler(request)
