@@ -6,8 +6,8 @@ The chain is frozen when the app is built. Outermost first:
 2. ``request_id_middleware`` keep or create the Request-ID, echo it back
 3. ``limits``                refuse escaping paths and oversized declared bodies
 4. ``authn``                 bearer JWT -> principal (401), unless auth is off
-5. ``authz``                 policy on (roles, action, resource) (403), unless auth is off
-6. ``body``                  read the body within a deadline, bound JSON depth
+5. ``body``                  read the body within a deadline, bound JSON depth
+6. ``authz``                 policy on (roles, action, resource) (403), unless auth is off
 7. the route handler         ``/model/<id>/...``: pick a replica, forward, answer, log
 
 Other packages (feedback, the management API) add their routes to the same
@@ -67,10 +67,14 @@ AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
 
 def build_filter_chain(config: GatewayConfig, table: RouteTable,
                        authenticator: Authenticator | None = None) -> list[Callable]:
+    """Outermost first. The body is read (with its deadline) only once the caller is
+    authenticated, and before authz, which may need a management write's ``id``."""
     chain = [error_middleware, request_id_middleware, make_limits_filter(config.max_body_bytes)]
     if config.auth is not None and authenticator is not None:
-        chain += [make_authn_filter(authenticator), make_authz_filter(config.auth.policy, table)]
-    chain.append(make_body_filter(config.limits))
+        chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
+                  make_authz_filter(config.auth.policy, table)]
+    else:
+        chain.append(make_body_filter(config.limits))
     return chain
 
 

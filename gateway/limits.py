@@ -6,7 +6,7 @@
 * ``make_limits_filter`` — before authentication: the path must not try to escape
   (``..``, ``%2e%2e``, encoded ``/`` or ``\\``, empty segments: 400) and a declared
   ``Content-Length`` over the limit is refused at once (413);
-* ``make_body_filter`` — after authorization: the body is read within
+* ``make_body_filter`` — after authentication: the body is read within
   ``body_timeout`` (408 otherwise; handlers then get it from aiohttp's cache), and on
   paths where the gateway parses JSON the nesting depth is bounded (400).
 """

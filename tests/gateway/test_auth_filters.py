@@ -177,10 +177,11 @@ async def test_deep_json_is_refused_where_the_gateway_parses_json(gw):
     assert ok.status == 200
 
 
-async def test_a_body_that_never_arrives_is_408(gw):
+@pytest.mark.parametrize("path", ["/model/wine/api/model/invoke", "/api/v1/model/deployment"])
+async def test_a_body_that_never_arrives_is_408(gw, path):
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-    token = bearer("admin")["Authorization"]
-    writer.write(f"POST /model/wine/api/model/invoke HTTP/1.1\r\nHost: x\r\n"
+    token = bearer("team-a")["Authorization"]
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\n"
                  f"Authorization: {token}\r\nContent-Length: 100\r\n\r\n{{".encode())
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
