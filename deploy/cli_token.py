@@ -17,7 +17,9 @@ from .keys import mint_token, parse_duration
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("token", help="print a bearer token for this machine's mlgate up",
-                       description=__doc__)
+                       description="Print a bearer token that this machine's mlgate up "
+                       "accepts: signed with the data dir's key (created if missing), or with "
+                       "auth.hs256_secret when that is configured.")
     p.add_argument("--role", dest="roles", action="append", default=[], metavar="ROLE",
                    help="role to grant (repeatable; default: admin). Built-in policy roles: "
                         "admin, data_scientist, viewer")
