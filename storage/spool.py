@@ -119,6 +119,10 @@ class Spool:
         self.size += len(data)
         return seg
 
+    def current(self, partition: Partition) -> Segment | None:
+        """The partition's active segment, if it has one."""
+        return self._active.get(partition)
+
     def active(self) -> list[Segment]:
         return list(self._active.values())
 

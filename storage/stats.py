@@ -20,6 +20,7 @@ class WriterStats:
     refused: dict[str, int] = field(default_factory=_per_kind)  # feedback answered 503
     objects: int = 0  # objects uploaded (re-uploads of a leftover segment included)
     upload_failures: int = 0  # failed put attempts (each one is retried)
+    spool_syncs: int = 0  # fsync rounds for feedback (group commit: one serves many records)
     torn_lines: int = 0  # lines skipped: cut short by a crash, or not a JSON object
     spool_bytes: int = 0  # bytes in the spool now
     spool_segments: int = 0  # segment files in the spool now, active or waiting

@@ -256,6 +256,7 @@ class RecordWriter:
                 touched[id(seg)] = seg
                 stored.append(item)
                 self._detach_if_full(seg)
+            self.stats.spool_syncs += 1
             try:
                 await asyncio.to_thread(Spool.sync, list(touched.values()))
             except OSError as exc:
@@ -290,17 +291,25 @@ class RecordWriter:
                     size += len(line)
                     groups.setdefault(partition, []).append(line)
             for partition, lines in groups.items():
-                try:
-                    seg = self.spool.append(partition, b"".join(lines))
-                except StorageError as exc:
-                    self._drop(partition.kind, len(lines), str(exc))
-                    continue
-                self.stats.spooled[partition.kind] += len(lines)
-                self._detach_if_full(seg)
+                self._append_lines(partition, lines)
             self._update_gauges()
             if self._durable:
                 await self._commit_durable()
             await asyncio.sleep(0)
+
+    def _append_lines(self, partition: Partition, lines: list[bytes]) -> None:
+        """Append in as few writes as the segment size limits allow."""
+        while lines:
+            current = self.spool.current(partition)
+            room = self.config.flush_records - (current.records if current else 0)
+            part, lines = lines[:max(1, room)], lines[max(1, room):]
+            try:
+                seg = self.spool.append(partition, b"".join(part))
+            except StorageError as exc:
+                self._drop(partition.kind, len(part) + len(lines), str(exc))
+                return
+            self.stats.spooled[partition.kind] += len(part)
+            self._detach_if_full(seg)
 
     def _detach_if_full(self, seg: Segment) -> None:
         if seg.records >= self.config.flush_records or seg.size >= self.config.flush_bytes:
