@@ -41,6 +41,7 @@ class S3Backend:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.region = region
+        self.timeout = connect_timeout + read_timeout
         self._config = AioConfig(
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_pool_connections=max_connections,
@@ -66,23 +67,26 @@ class S3Backend:
 
     async def put(self, key: str, data: bytes) -> None:
         with _mapped(key):
-            client = await self._get_client()
-            await client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                    ContentType="application/x-ndjson")
+            async with asyncio.timeout(self.timeout):  # a PUT to a hung server has no read timeout
+                client = await self._get_client()
+                await client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                        ContentType="application/x-ndjson")
 
     async def get(self, key: str) -> bytes:
         with _mapped(key):
-            client = await self._get_client()
-            resp = await client.get_object(Bucket=self.bucket, Key=key)
-            async with resp["Body"] as body:
-                return await body.read()
+            async with asyncio.timeout(self.timeout):
+                client = await self._get_client()
+                resp = await client.get_object(Bucket=self.bucket, Key=key)
+                async with resp["Body"] as body:
+                    return await body.read()
 
     async def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         with _mapped(prefix):
             client = await self._get_client()
-            paginator = client.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                     Prefix=prefix)
+            async for page in pages:
                 keys.extend(item["Key"] for item in page.get("Contents", ()))
         return sorted(keys)
 

@@ -217,3 +217,23 @@ def own_s3_server(tmp_path: Path) -> Iterator[S3Server]:
         yield store
     finally:
         store.server.stop()
+
+
+def wait_until(predicate, timeout: float = 90, interval: float = 0.2) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
+def storage_stats(stderr: str) -> dict:
+    """The writer's counters from the ``storage: {...}`` line ``mlgate up`` logs at exit."""
+    import ast
+
+    lines = [line for line in stderr.splitlines() if " mlgate: storage: {" in line]
+    assert lines, f"no storage stats line in:\n{stderr[-3000:]}"
+    return ast.literal_eval(lines[-1].split(" mlgate: storage: ", 1)[1])
