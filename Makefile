@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5080
 DATA_DIR ?= .mlgate
 
-.PHONY: install run test lint fmt lock demo-models clean
+.PHONY: install run test lint fmt lock demo-models clean bench-storage
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -36,6 +36,10 @@ run: demo-models
 test: install demo-models
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Records/s into moto S3 and the local backend with the spool on; feedback latency vs. no spool.
+bench-storage: install
+	$(BIN)/python bench/storage.py
 
 lint: install
 	$(BIN)/ruff check .

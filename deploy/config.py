@@ -26,21 +26,34 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class SpoolSettings:
+    max_bytes: int = 1 << 30
+    feedback_reserve: float = 0.1
+    upload_concurrency: int = 4
+    retry_max_delay: float = 30.0
+    shutdown_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     kind: str = "local"
     bucket: str = "model-logs"
     prefix: str = ""
     endpoint_url: str | None = None
     region: str = "us-east-1"
+    timeout: float = 30.0
     flush_interval: float = 1.0
     flush_records: int = 1000
     flush_bytes: int = 4 << 20
     max_pending_records: int = 100_000
     redact_headers: tuple[str, ...] = ()
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("local",):
-            raise ConfigError(f"storage.kind must be 'local', got {self.kind!r}")
+        if self.kind not in ("local", "s3", "gcs"):
+            raise ConfigError(f"storage.kind must be 'local', 's3' or 'gcs', got {self.kind!r}")
+        if self.kind != "local" and not self.bucket:
+            raise ConfigError(f"storage.bucket is required for storage.kind {self.kind!r}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Start-up order: storage writer, replicas (healthy), then the listening socket,
 then exactly one line ``mlgate ready on http://HOST:PORT`` on stdout.
 Shutdown (SIGTERM/SIGINT): stop accepting and finish in-flight requests, stop
-the replicas, flush every record, exit 0.
+the replicas, spool every record and upload for at most
+``storage.spool.shutdown_timeout`` seconds (the rest waits in the spool for the
+next start), exit 0.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ from gateway import (
 from gateway.errors import set_error_format
 from gateway.limits import quiet_protocol_errors
 from gateway.openapi import add_openapi_route
-from storage import DEFAULT_REDACTED_HEADERS, LocalBackend, RecordWriter, WriterConfig
+from storage import (
+    DEFAULT_REDACTED_HEADERS,
+    Backend,
+    RecordWriter,
+    StorageError,
+    WriterConfig,
+    make_backend,
+)
 
 from .config import ConfigError, Settings
 from .keys import build_auth_config
@@ -57,14 +66,23 @@ class Stack:
     replicas: dict[str, list[ReplicaProcess]]
 
 
-def build_writer(settings: Settings) -> RecordWriter:
+def build_backend(settings: Settings) -> Backend:
+    """The bucket records go to: ``storage.kind`` local (``<data_dir>/storage``), s3 or gcs."""
     s = settings.storage
-    backend = LocalBackend(settings.data_path / "storage")
+    return make_backend(s.kind, root=str(settings.data_path / "storage"), bucket=s.bucket,
+                        endpoint_url=s.endpoint_url, region=s.region, timeout=s.timeout)
+
+
+def build_writer(settings: Settings) -> RecordWriter:
+    """The spooling writer: segments under ``<data_dir>/spool``, uploaded to the backend."""
+    s = settings.storage
     redacted = DEFAULT_REDACTED_HEADERS | {h.lower() for h in s.redact_headers}
-    return RecordWriter(backend, WriterConfig(
+    return RecordWriter(build_backend(settings), settings.data_path / "spool", WriterConfig(
         prefix=s.prefix, flush_records=s.flush_records, flush_bytes=s.flush_bytes,
         flush_interval=s.flush_interval, max_pending_records=s.max_pending_records,
-        redacted_headers=frozenset(redacted)))
+        spool_max_bytes=s.spool.max_bytes, feedback_reserve=s.spool.feedback_reserve,
+        upload_concurrency=s.spool.upload_concurrency, retry_cap=s.spool.retry_max_delay,
+        shutdown_timeout=s.spool.shutdown_timeout, redacted_headers=frozenset(redacted)))
 
 
 def build_limits(settings: Settings) -> Limits:
@@ -138,7 +156,11 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                     "%s:%s may invoke, manage and read everything", settings.host, settings.port)
     table = RouteTable()
     writer = build_writer(settings)
-    await writer.start()
+    try:
+        await writer.start()
+    except StorageError as exc:
+        print(f"mlgate: {exc}", file=sys.stderr, flush=True)
+        return 1
     replicas: dict[str, list[ReplicaProcess]] = {}
     runner: web.AppRunner | None = None
     code = 0
@@ -191,6 +213,5 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         await writer.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        log.info("records written: %s, dropped: %s", dict(writer.stats.written),
-                 dict(writer.stats.dropped))
+        log.info("storage: %s", writer.stats.as_dict())
     return code

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytest_plugins = ["tests.storage.servers"]  # moto and GCS emulator fixtures
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "wine"
 SEED_COLUMNS = ["alcohol", "chlorides", "citric acid", "density", "fixed acidity",

@@ -41,7 +41,11 @@ async def test_seed_form(client, tmp_path):
     assert await resp.json() == {"error": False, "registered": True, "message": {
         "RequestID": "previous-prediction-id", "ModelVersion": "1.1", "ModelName": "income",
         "Payload": {"json": {"truthful": 1}}}}
-    # acknowledged means stored: the object exists before the answer
+    # acknowledged means durable: the record is synced in the spool before the answer
+    spooled = [orjson.loads(line) for p in (tmp_path / "spool").glob("*.seg")
+               for line in p.read_bytes().splitlines()]
+    assert [r["request_id"] for r in spooled] == ["previous-prediction-id"]
+    await client.writer.flush()
     [record] = stored(tmp_path)
     assert record["payload"] == {"json": {"truthful": 1}}
     assert record["request_id"] == "previous-prediction-id"
@@ -55,6 +59,7 @@ async def test_sdk_form(client, tmp_path):
     assert resp.status == 200
     assert await resp.json() == {"requestID": "r-9", "modelVersion": "1.0", "modelName": "wine",
                                  "payload": {"json": [1, 2]}}
+    await client.writer.flush()
     assert stored(tmp_path)[0]["payload"] == {"json": [1, 2]}
 
 
