@@ -12,10 +12,11 @@ may set ``ROUTE_ID_KEY`` so rules can name the route id instead of the path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 
 from ..errors import Handler
 from ..routing import RouteTable
@@ -28,10 +29,9 @@ PRINCIPAL_KEY = web.RequestKey("mlgate_principal", Principal)
 ROUTE_ID_KEY = web.RequestKey("mlgate_route_id", str)
 
 
-def bearer_token(headers: Mapping[str, str]) -> str:
+def bearer_token(headers: MultiMapping[str]) -> str:
     """The token of the one ``Authorization: Bearer`` header; auth errors otherwise."""
-    values = headers.getall("Authorization", ()) if hasattr(headers, "getall") else (
-        [headers["Authorization"]] if "Authorization" in headers else [])
+    values = headers.getall("Authorization", ())
     if not values:
         raise AuthError("token_missing", "this endpoint needs an Authorization: Bearer token",
                         error=None)

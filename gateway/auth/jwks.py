@@ -158,6 +158,10 @@ class JwksClient:
             log.warning("JWKS %s: fetch failed, keeping %d known key(s): %s",
                         self.settings.url, len(self._keys), exc)
             return False
+        except Exception:  # the issuer's answer must never fail a request with a 500
+            log.exception("JWKS %s: unexpected failure, keeping %d known key(s)",
+                          self.settings.url, len(self._keys))
+            return False
         if not keys:
             log.warning("JWKS %s: no usable key in the document, keeping %d known key(s)",
                         self.settings.url, len(self._keys))
