@@ -110,6 +110,8 @@ def test_seed_invocation_headers_feedback_and_records(stack):
     (b'{"columns": ["alcohol"], "data": [[1]]}', "missing"),
     (b'{"columns": ["nope"], "data": [[1]]}', "nope"),
     (b"{}", "data"),
+    (b'{"data": [[1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, '
+     b'1.7e308, 1.7e308, 1.7e308]]}', "model rejected the input"),
 ])
 def test_model_client_errors_pass_through_as_400(shared, payload, fragment):
     with shared.client() as client:
