@@ -10,7 +10,7 @@ DATA_DIR ?= .mlgate
 
 ODAHU_VENV := .venv-odahu
 
-.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench-scaling
+.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench-scaling bench-storage
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -49,6 +49,10 @@ run: demo-models
 test: install demo-models odahu-cli
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Records/s into moto S3 and the local backend with the spool on; feedback latency vs. no spool.
+bench-storage: install
+	$(BIN)/python bench/storage.py
 
 lint: install
 	$(BIN)/ruff check .

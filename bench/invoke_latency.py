@@ -4,7 +4,8 @@
 
 Starts one standalone predictor and one ``mlgate up`` (with its own replica of
 the same model) on 127.0.0.1, calls each N times in turn over a keep-alive
-connection, prints the medians and p99s, and stops both.
+connection (the gateway with a bearer token: authn and authz included), prints
+the medians and p99s, and stops both.
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ def wait_ready(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def measure(client: httpx.Client, url: str, calls: int) -> list[float]:
+def measure(client: httpx.Client, url: str, calls: int,
+            headers: dict[str, str] | None = None) -> list[float]:
     for _ in range(50):
-        client.post(url, json=BODY)
+        client.post(url, json=BODY, headers=headers)
     out = []
     for _ in range(calls):
         t0 = time.perf_counter()
-        resp = client.post(url, json=BODY)
+        resp = client.post(url, json=BODY, headers=headers)
         out.append((time.perf_counter() - t0) * 1000)
         assert resp.status_code == 200, resp.text
     return out
@@ -77,7 +79,8 @@ def main() -> int:
             wait_ready(f"http://127.0.0.1:{port}/healthcheck")
             with httpx.Client(timeout=30) as client:
                 d = measure(client, f"http://127.0.0.1:{port}/api/model/invoke", args.calls)
-                g = measure(client, f"{gateway.url}/model/wine-v1/api/model/invoke", args.calls)
+                g = measure(client, f"{gateway.url}/model/wine-v1/api/model/invoke", args.calls,
+                            gateway.headers)
         finally:
             gateway.stop()
             direct.terminate()

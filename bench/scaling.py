@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,24 +29,15 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.conftest import MlgateProcess  # noqa: E402 - the e2e tests' way to run mlgate up
+
 MODEL = ROOT / "examples" / "wine" / "models" / "wine-v1"
 DEPLOYMENTS = "/api/v1/model/deployment"
 SEED = {"columns": ["alcohol", "chlorides", "citric acid", "density", "fixed acidity",
                     "free sulfur dioxide", "pH", "residual sugar", "sulphates",
                     "total sulfur dioxide", "volatile acidity"],
         "data": [[12.8, 0.029, 0.48, 0.98, 6.2, 29, 3.33, 1.2, 0.39, 75, 0.66]]}
-
-
-def start_mlgate(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "MLGATE_AUTOSCALER_INTERVAL": "0.1", "MLGATE_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "up", "--port", "0",
-                             "--data-dir", str(data_dir)], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("mlgate ready on "):
-            return proc, line.split()[-1]
-    raise SystemExit(f"mlgate exited with {proc.wait()}")
 
 
 async def status(session: aiohttp.ClientSession, dep_id: str) -> dict:
@@ -125,9 +115,9 @@ def summary(name: str, values: list[float]) -> str:
             f"median={statistics.median(values):.2f}s  max={max(values):.2f}s")
 
 
-async def main_async(url: str, runs: int, replicas: int) -> None:
+async def main_async(url: str, headers: dict[str, str], runs: int, replicas: int) -> None:
     timeout = aiohttp.ClientTimeout(total=300)
-    async with aiohttp.ClientSession(base_url=url, timeout=timeout) as session:
+    async with aiohttp.ClientSession(base_url=url, timeout=timeout, headers=headers) as session:
         cold = await cold_starts(session, runs)
         up = await scale_ups(session, runs, replicas)
     print(summary("cold start (zero -> answer)", cold))
@@ -142,13 +132,15 @@ def main() -> int:
     if not (MODEL / "MLmodel").is_file():
         raise SystemExit("no demo model: run make demo-models")
     with tempfile.TemporaryDirectory(prefix="mlgate-bench-") as tmp:
-        proc, url = start_mlgate(Path(tmp) / "data")
+        stack = MlgateProcess([], Path(tmp) / "data", env={
+            "MLGATE_AUTOSCALER_INTERVAL": "0.1", "MLGATE_LOG_LEVEL": "warning"})
         try:
-            print(f"mlgate at {url}; {os.cpu_count()} CPUs; model {MODEL.name}", flush=True)
-            asyncio.run(main_async(url, args.runs, args.replicas))
+            stack.start()
+            print(f"mlgate at {stack.url}; {os.cpu_count()} CPUs; model {MODEL.name}",
+                  flush=True)
+            asyncio.run(main_async(stack.url, stack.headers, args.runs, args.replicas))
         finally:
-            proc.terminate()
-            proc.wait(60)
+            stack.stop()
     return 0
 
 

@@ -26,21 +26,34 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class SpoolSettings:
+    max_bytes: int = 1 << 30
+    feedback_reserve: float = 0.1
+    upload_concurrency: int = 4
+    retry_max_delay: float = 30.0
+    shutdown_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     kind: str = "local"
     bucket: str = "model-logs"
     prefix: str = ""
     endpoint_url: str | None = None
     region: str = "us-east-1"
+    timeout: float = 30.0
     flush_interval: float = 1.0
     flush_records: int = 1000
     flush_bytes: int = 4 << 20
     max_pending_records: int = 100_000
     redact_headers: tuple[str, ...] = ()
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("local",):
-            raise ConfigError(f"storage.kind must be 'local', got {self.kind!r}")
+        if self.kind not in ("local", "s3", "gcs"):
+            raise ConfigError(f"storage.kind must be 'local', 's3' or 'gcs', got {self.kind!r}")
+        if self.kind != "local" and not self.bucket:
+            raise ConfigError(f"storage.bucket is required for storage.kind {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,43 @@ class GatewaySettings:
     connect_timeout: float = 2.0
     read_timeout: float = 60.0
     max_body_bytes: int = 8 << 20
+    max_headers: int = 100
+    max_header_bytes: int = 16384
+    idle_timeout: float = 30.0
+    body_timeout: float = 60.0
+    max_json_depth: int = 64
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``auth:``. No key source set: a local RS256 key pair in the data dir (``mlgate token``)."""
+
+    enabled: bool = True
+    issuer: str | None = None
+    audience: tuple[str, ...] = ()
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    public_key_file: str | None = None
+    hs256_secret: str | None = field(default=None, repr=False)
+    policy_file: str | None = None
+    leeway: float = 30.0
+    roles_claim: tuple[str, ...] = ("realm_access.roles", "roles")
+    require_exp: bool = True
+    token_cache_size: int = 10_000
+    max_token_bytes: int = 8192
+    jwks_cache_ttl: float = 600.0
+    jwks_refresh_min_interval: float = 30.0
+    jwks_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        sources = [name for name in ("jwks_url", "jwks_file", "public_key_file", "hs256_secret")
+                   if getattr(self, name)]
+        if len(sources) > 1:
+            raise ConfigError(f"auth: set at most one key source, got {', '.join(sources)}")
+        if not 0 <= self.leeway <= 300:
+            raise ConfigError(f"auth.leeway must be 0-300 seconds, got {self.leeway}")
+        if not self.roles_claim:
+            raise ConfigError("auth.roles_claim needs at least one claim path")
 
 
 @dataclass(frozen=True)
@@ -104,6 +154,7 @@ class Settings:
     log_level: str = "info"
     storage: StorageSettings = field(default_factory=StorageSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     local: RuntimeSettings = field(default_factory=RuntimeSettings)
     autoscaler: AutoscalerSettings = field(default_factory=AutoscalerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)

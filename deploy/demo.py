@@ -11,6 +11,7 @@ import uvloop
 
 from .cli import configure_logging, load_manifests
 from .config import load_settings
+from .keys import mint_token, parse_duration
 from .up import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "wine"
@@ -20,24 +21,37 @@ REQUEST = ('{"columns": ["fixed acidity", "volatile acidity", "citric acid", "re
            '1.001, 3.0, 0.45, 8.8]]}')
 
 
-def curl_commands(url: str) -> str:
+TOKEN_TTL = "12h"
+
+
+def curl_commands(url: str, token: str | None, data_dir: str) -> str:
+    if token is None:
+        auth_intro, auth = "Authentication is OFF (auth.enabled: false).\n", ""
+    else:
+        auth_intro = (f"Every call needs a bearer token. An admin token, valid {TOKEN_TTL}:\n\n"
+                      f"  export TOKEN={token}\n\n"
+                      f"(another one: .venv/bin/mlgate token --data-dir {data_dir} "
+                      "--role data_scientist --ttl 1h)\n")
+        auth = "-H \"Authorization: Bearer $TOKEN\" "
     return f"""
+{auth_intro}
 Call the model (the answer carries a request-id header):
 
   curl -i -X POST {url}/model/wine-v1/api/model/invoke \\
-    -H 'Content-Type: application/json' \\
+    {auth}-H 'Content-Type: application/json' \\
     -H 'Request-ID: demo-request-1' \\
     -d '{REQUEST}'
 
 Send feedback for that prediction:
 
-  curl -i -X POST {url}/feedback/model/ \\
+  curl -i -X POST {url}/feedback/model/ {auth}\\
     -H 'x-model-name: wine' -H 'x-model-version: 1.0' \\
     -H 'Request-ID: demo-request-1' \\
     -H 'Content-Type: application/json' -d '{{"truthful": 1}}'
 
-The model's OpenAPI document: curl {url}/model/wine-v1/api/model/info
-Deployments: .venv/bin/mlgate --help (e.g. mlgate deployment get -o table --url {url})
+The model's OpenAPI document: curl {auth}{url}/model/wine-v1/api/model/info
+The gateway's own: curl {auth}{url}/openapi.json
+Deployments: .venv/bin/mlgate deployment get -o table --url {url} --token "$TOKEN"
 Management API (Swagger UI): {url}/swagger/index.html
 Records land under the data dir's storage/ (request_response/, response_body/, feedback/).
 Stop with Ctrl-C.
@@ -56,7 +70,11 @@ def main() -> int:
     deployments = load_manifests([str(EXAMPLES / "wine-v1.yaml"), str(EXAMPLES / "wine-v2.yaml")])
 
     def on_ready(url: str) -> None:
-        print(curl_commands(url), flush=True)
+        token = None
+        if settings.auth.enabled:
+            token = mint_token(settings.auth, settings.data_path, roles=["admin"],
+                               subject="demo", ttl=parse_duration(TOKEN_TTL))
+        print(curl_commands(url, token, args.data_dir), flush=True)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run(settings, deployments, on_ready))

@@ -77,6 +77,7 @@ class Publish:
     endpoints: tuple[tuple[str, int], ...]
     unavailable: str
     cold_start_timeout: float
+    role_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
     actions.append(Publish(
         dep.id, status.model_name or dep.id, status.model_version or "unknown",
         observed.endpoints if observed is not None else (),
-        status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout))
+        status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout,
+        dep.spec.role_name))
     return actions
 
 
@@ -240,10 +242,13 @@ class Reconciler:
         dep_id = action.deployment_id
         entry = self.table.get(dep_id)
         if entry is None:
-            entry = self.table.upsert(dep_id, action.model_name, action.model_version)
+            entry = self.table.upsert(dep_id, action.model_name, action.model_version,
+                                      role_name=action.role_name)
             entry.on_demand = self.demand
-        elif (entry.model_name, entry.model_version) != (action.model_name, action.model_version):
-            self.table.upsert(dep_id, action.model_name, action.model_version)
+        elif (entry.model_name, entry.model_version, entry.role_name) != (
+                action.model_name, action.model_version, action.role_name):
+            self.table.upsert(dep_id, action.model_name, action.model_version,
+                              role_name=action.role_name)
         entry.cold_start_timeout = action.cold_start_timeout
         if tuple(r.address for r in entry.replicas) != tuple(
                 f"{h}:{p}" for h, p in action.endpoints):

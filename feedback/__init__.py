@@ -13,6 +13,7 @@ from .handlers import (
     sdk_error_body,
     seed_error_body,
 )
+from .openapi import openapi_paths, openapi_schemas
 
 
 def add_routes(app: web.Application, writer: DurableWriter) -> None:
@@ -29,6 +30,8 @@ __all__ = [
     "DurableWriter",
     "FeedbackError",
     "add_routes",
+    "openapi_paths",
+    "openapi_schemas",
     "parse_feedback",
     "sdk_error_body",
     "seed_error_body",

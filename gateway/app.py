@@ -4,7 +4,11 @@ The chain is frozen when the app is built. Outermost first:
 
 1. ``error_middleware``      every failure answers JSON
 2. ``request_id_middleware`` keep or create the Request-ID, echo it back
-3. the route handler         ``/model/<id>/...``: pick a replica, forward, answer, log
+3. ``limits``                refuse escaping paths and oversized declared bodies
+4. ``authn``                 bearer JWT -> principal (401), unless auth is off
+5. ``body``                  read the body within a deadline, bound JSON depth
+6. ``authz``                 policy on (roles, action, resource) (403), unless auth is off
+7. the route handler         ``/model/<id>/...``: pick a replica, forward, answer, log
 
 Other packages (feedback, the management API) add their routes to the same
 application and so run behind the same chain.
@@ -19,7 +23,16 @@ from aiohttp import web
 
 from storage import Exchange
 
+from .auth import (
+    AuthConfig,
+    Authenticator,
+    JwksClient,
+    StaticKeys,
+    make_authn_filter,
+    make_authz_filter,
+)
 from .errors import error_middleware, json_response
+from .limits import Limits, make_body_filter, make_limits_filter
 from .proxy import make_proxy_handler
 from .request_id import request_id_middleware
 from .routing import RouteTable
@@ -33,6 +46,10 @@ class GatewayConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_body_bytes: int = 8 << 20
     upstream_connections: int = 1000
+    limits: Limits = field(default_factory=Limits)
+    auth: AuthConfig | None = None
+    """None: no authentication or authorization (``mlgate up`` always passes one unless
+    the operator wrote ``auth: {enabled: false}``)."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -45,13 +62,43 @@ TABLE = web.AppKey("mlgate_route_table", RouteTable)
 POOL = web.AppKey("mlgate_upstream_pool", UpstreamPool)
 
 
-def build_filter_chain() -> list[Callable]:
-    return [error_middleware, request_id_middleware]
+AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
+
+
+def build_filter_chain(config: GatewayConfig, table: RouteTable,
+                       authenticator: Authenticator | None = None) -> list[Callable]:
+    """Outermost first. The body is read (with its deadline) only once the caller is
+    authenticated, and before authz, which may need a management write's ``id``."""
+    chain = [error_middleware, request_id_middleware, make_limits_filter(config.max_body_bytes)]
+    if config.auth is not None and authenticator is not None:
+        chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
+                  make_authz_filter(config.auth.policy, table)]
+    else:
+        chain.append(make_body_filter(config.limits))
+    return chain
+
+
+def build_authenticator(auth: AuthConfig) -> tuple[Authenticator, JwksClient | None]:
+    jwks = JwksClient(auth.jwks) if auth.jwks is not None else None
+    keys = jwks if jwks is not None else StaticKeys(auth.static_keys)
+    return Authenticator(keys, auth.rules, auth.roles_claim, cache_size=auth.token_cache_size,
+                         max_token_bytes=auth.max_token_bytes), jwks
 
 
 def create_app(config: GatewayConfig, table: RouteTable,
                sink: Callable[[Exchange], object]) -> web.Application:
-    app = web.Application(middlewares=build_filter_chain(), client_max_size=config.max_body_bytes)
+    authenticator, jwks = build_authenticator(config.auth) if config.auth else (None, None)
+    app = web.Application(middlewares=build_filter_chain(config, table, authenticator),
+                          client_max_size=config.max_body_bytes)
+    if authenticator is not None:
+        app[AUTHENTICATOR] = authenticator
+    if jwks is not None:
+        async def jwks_ctx(_app: web.Application) -> AsyncIterator[None]:
+            await jwks.start()
+            yield
+            await jwks.close()
+
+        app.cleanup_ctx.append(jwks_ctx)
     pool = UpstreamPool(config.timeouts, limit=config.upstream_connections)
     app[TABLE] = table
     app[POOL] = pool

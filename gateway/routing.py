@@ -37,6 +37,8 @@ class Deployment:
     model_version: str
     replicas: list[Replica] = field(default_factory=list)
     in_flight: int = 0
+    role_name: str | None = None
+    """``spec.roleName``: one more role that may invoke this deployment."""
     requests: int = 0
     """Requests received so far; the autoscaler reads the difference between samples."""
     on_demand: Callable[[str], None] | None = None
@@ -103,13 +105,16 @@ class RouteTable:
     def deployments(self) -> list[Deployment]:
         return list(self._deployments.values())
 
-    def upsert(self, deployment_id: str, model_name: str, model_version: str) -> Deployment:
+    def upsert(self, deployment_id: str, model_name: str, model_version: str,
+               role_name: str | None = None) -> Deployment:
         dep = self._deployments.get(deployment_id)
         if dep is None:
             dep = self._deployments[deployment_id] = Deployment(
-                deployment_id, model_name, model_version)
+                deployment_id, model_name, model_version, role_name=role_name)
         else:
             dep.model_name, dep.model_version = model_name, model_version
+            if role_name is not None:
+                dep.role_name = role_name
         return dep
 
     def set_replicas(self, deployment_id: str, addresses: Iterable[tuple[str, int]]) -> None:

@@ -9,7 +9,8 @@ Routes ("odahu-ml-server" protocol, plus MLflow's scoring endpoint):
 
 Every answer, errors included, carries ``Model-Name`` and ``Model-Version``. Errors
 are JSON ``{"message": ...}``: 400 for a request the model cannot take, 500
-``model failed: ...`` when the model raises, 404/405/413 from routing and limits.
+``model failed: ...`` when the model raises (400 ``model rejected the input: ...`` when it
+raises ``ValueError``, scikit-learn's way of refusing input), 404/405/413 from routing and limits.
 
 Small batches are predicted inline on the event loop (a few hundred microseconds,
 cheaper than a thread hop); batches above ``OFFLOAD_ROWS`` go to a worker thread so
@@ -105,6 +106,16 @@ def make_app(model: LoadedModel, *, max_body_bytes: int = MAX_BODY_BYTES) -> web
             body=orjson.dumps(payload), status=status, headers={**ok_headers, **extra}
         )
 
+    def model_error(err: Exception, mlflow: bool = False) -> web.Response:
+        """A ``ValueError`` from the model is its verdict on the input (scikit-learn's
+        convention: non-finite values, overflow in a transform) -> 400; anything else is
+        the model failing -> 500."""
+        if isinstance(err, ValueError):
+            log.info("model rejected the input: %s", _brief(err))
+            return error(400, f"model rejected the input: {_brief(err)}", mlflow)
+        log.exception("model failed")
+        return error(500, f"model failed: {_brief(err)}", mlflow)
+
     async def run(batch: Any) -> Any:
         if len(batch) > OFFLOAD_ROWS:
             return await asyncio.get_running_loop().run_in_executor(None, predict, batch)
@@ -126,8 +137,7 @@ def make_app(model: LoadedModel, *, max_body_bytes: int = MAX_BODY_BYTES) -> web
         try:
             return answer(invoke_body(await run(batch), outputs))
         except Exception as err:
-            log.exception("model failed")
-            return error(500, f"model failed: {_brief(err)}")
+            return model_error(err)
 
     async def invocations(request: web.Request) -> web.Response:
         body = await request.read()
@@ -150,8 +160,7 @@ def make_app(model: LoadedModel, *, max_body_bytes: int = MAX_BODY_BYTES) -> web
         try:
             return answer(invocations_body(await run(batch)))
         except Exception as err:
-            log.exception("model failed")
-            return error(500, f"model failed: {_brief(err)}", mlflow=True)
+            return model_error(err, mlflow=True)
 
     drain = Drain()
 

@@ -1,7 +1,15 @@
-"""Records, partitioned object keys and the writers that store them."""
+"""Records, partitioned object keys, the durable spool and the backends that store them."""
 
-from .backends import Backend, LocalBackend, ObjectNotFound, StorageError
+from .backends import (
+    BACKEND_KINDS,
+    Backend,
+    LocalBackend,
+    ObjectNotFound,
+    StorageError,
+    make_backend,
+)
 from .keys import UnsafeSegmentError, check_segment, is_safe_segment, object_key, partition_prefix
+from .reader import RecordQuery, iter_records, list_objects, parse_bound
 from .records import (
     DEFAULT_REDACTED_HEADERS,
     FEEDBACK,
@@ -14,9 +22,12 @@ from .records import (
     request_response_record,
     response_body_record,
 )
-from .writer import RecordWriter, WriterConfig, WriterStats
+from .spool import SpoolFull
+from .stats import WriterStats
+from .writer import RecordWriter, WriterConfig
 
 __all__ = [
+    "BACKEND_KINDS",
     "DEFAULT_REDACTED_HEADERS",
     "FEEDBACK",
     "KINDS",
@@ -26,7 +37,9 @@ __all__ = [
     "Exchange",
     "LocalBackend",
     "ObjectNotFound",
+    "RecordQuery",
     "RecordWriter",
+    "SpoolFull",
     "StorageError",
     "UnsafeSegmentError",
     "WriterConfig",
@@ -35,7 +48,11 @@ __all__ = [
     "feedback_record",
     "format_time",
     "is_safe_segment",
+    "iter_records",
+    "list_objects",
+    "make_backend",
     "object_key",
+    "parse_bound",
     "partition_prefix",
     "request_response_record",
     "response_body_record",

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytest_plugins = ["tests.storage.servers"]  # moto and GCS emulator fixtures
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "wine"
 SEED_COLUMNS = ["alcohol", "chlorides", "citric acid", "density", "fixed acidity",
@@ -56,7 +58,7 @@ class MlgateProcess:
         self.url = ""
         self.stdout_lines: list[str] = []
         self.stderr_path = data_dir.parent / f"{data_dir.name}.stderr.log"
-        self.token = ""  # a bearer token the stack accepts, once authentication exists
+        self.token = ""  # an admin bearer token the stack accepts (set once it is ready)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -112,9 +114,25 @@ class MlgateProcess:
             self.stdout_lines.append(line)
             if line.startswith("mlgate ready on "):
                 self.url = line.removeprefix("mlgate ready on ")
+                self.token = self.mint_token(["admin"])
                 return self
         self.stop()
         raise RuntimeError(f"mlgate did not become ready in {timeout}s: {self.stderr()}")
+
+    def mint_token(self, roles: list[str], ttl: float = 3600, subject: str = "e2e") -> str:
+        """A token for this stack's own key (or HS256 secret); "" when auth is off or external."""
+        from deploy.config import ConfigError, load_settings
+        from deploy.keys import mint_token
+
+        config = self.args[self.args.index("--config") + 1] if "--config" in self.args else None
+        settings = load_settings(config, env=self.env, overrides={"data_dir": str(self.data_dir)})
+        if not settings.auth.enabled:
+            return ""
+        try:
+            return mint_token(settings.auth, settings.data_path, roles=roles, subject=subject,
+                              ttl=ttl)
+        except ConfigError:
+            return ""
 
     def stderr(self) -> str:
         return self.stderr_path.read_text() if self.stderr_path.exists() else ""

@@ -57,7 +57,7 @@ def test_seed_invocation_headers_feedback_and_records(stack):
     seed = {"columns": SEED_COLUMNS, "data": [SEED_ROW]}
     with stack.client() as client:
         resp = client.post("/model/wine-v1/api/model/invoke", json=seed,
-                           headers={"Authorization": "Bearer secret-token",
+                           headers={"Authorization": f"Bearer {stack.token}",
                                     "Cookie": "session=1", "accept": "application/json"})
         assert resp.status_code == 200, resp.text
         body = resp.json()
@@ -101,7 +101,7 @@ def test_seed_invocation_headers_feedback_and_records(stack):
     assert json.loads(rb[generated]["response_content"]) == body
     assert [f["payload"] for f in stored["feedback"]] == [{"json": {"truthful": 1}}]
     raw = b"".join(p.read_bytes() for p in (stack.data_dir / "storage").rglob("*.json"))
-    assert b"secret-token" not in raw and b"session=1" not in raw
+    assert stack.token.encode() not in raw and b"session=1" not in raw
     assert b'"authorization"' not in raw.lower() and b'"cookie"' not in raw.lower()
 
 
@@ -110,6 +110,8 @@ def test_seed_invocation_headers_feedback_and_records(stack):
     (b'{"columns": ["alcohol"], "data": [[1]]}', "missing"),
     (b'{"columns": ["nope"], "data": [[1]]}', "nope"),
     (b"{}", "data"),
+    (b'{"data": [[1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, 1.7e308, '
+     b'1.7e308, 1.7e308, 1.7e308]]}', "model rejected the input"),
 ])
 def test_model_client_errors_pass_through_as_400(shared, payload, fragment):
     with shared.client() as client:

@@ -5,6 +5,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.config import load_settings
+from deploy.keys import mint_token
 from deploy.up import build_app, build_writer
 from gateway import RouteTable
 from storage import StorageError
@@ -15,7 +16,9 @@ async def client(tmp_path):
     settings = load_settings(env={}, overrides={"data_dir": str(tmp_path)})
     writer = build_writer(settings)
     await writer.start()
-    client = TestClient(TestServer(build_app(settings, RouteTable(), writer), host="127.0.0.1"))
+    token = mint_token(settings.auth, settings.data_path, roles=["admin"], subject="t", ttl=600)
+    client = TestClient(TestServer(build_app(settings, RouteTable(), writer), host="127.0.0.1"),
+                        headers={"Authorization": f"Bearer {token}"})
     await client.start_server()
     client.writer = writer
     yield client
@@ -38,7 +41,11 @@ async def test_seed_form(client, tmp_path):
     assert await resp.json() == {"error": False, "registered": True, "message": {
         "RequestID": "previous-prediction-id", "ModelVersion": "1.1", "ModelName": "income",
         "Payload": {"json": {"truthful": 1}}}}
-    # acknowledged means stored: the object exists before the answer
+    # acknowledged means durable: the record is synced in the spool before the answer
+    spooled = [orjson.loads(line) for p in (tmp_path / "spool").glob("*.seg")
+               for line in p.read_bytes().splitlines()]
+    assert [r["request_id"] for r in spooled] == ["previous-prediction-id"]
+    await client.writer.flush()
     [record] = stored(tmp_path)
     assert record["payload"] == {"json": {"truthful": 1}}
     assert record["request_id"] == "previous-prediction-id"
@@ -52,6 +59,7 @@ async def test_sdk_form(client, tmp_path):
     assert resp.status == 200
     assert await resp.json() == {"requestID": "r-9", "modelVersion": "1.0", "modelName": "wine",
                                  "payload": {"json": [1, 2]}}
+    await client.writer.flush()
     assert stored(tmp_path)[0]["payload"] == {"json": [1, 2]}
 
 

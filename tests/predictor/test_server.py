@@ -22,6 +22,8 @@ COLUMNS = ["b", "a"]  # signature order; requests may use any order
 def _predict(batch: np.ndarray) -> np.ndarray:
     if (batch < 0).any():
         raise ValueError("negative input")
+    if (batch == 0.5).any():
+        raise RuntimeError("model broke")
     return batch[:, 0] * 10 + batch[:, 1]  # 10*b + a: shows the column order
 
 
@@ -115,8 +117,13 @@ async def test_invoke_client_errors(client: TestClient, payload: bytes, message:
 
 
 async def test_model_failure_is_500(client: TestClient) -> None:
+    status, body, _ = await _call(client, "POST", "/api/model/invoke", json={"data": [[0.5, 2]]})
+    assert (status, body) == (500, {"message": "model failed: model broke"})
+
+
+async def test_model_refusing_the_input_is_400(client: TestClient) -> None:
     status, body, _ = await _call(client, "POST", "/api/model/invoke", json={"data": [[-1, 2]]})
-    assert (status, body) == (500, {"message": "model failed: negative input"})
+    assert (status, body) == (400, {"message": "model rejected the input: negative input"})
 
 
 async def test_large_batches_are_predicted_off_the_loop(client: TestClient) -> None:
@@ -174,5 +181,9 @@ async def test_invocations_errors_look_like_mlflow(client: TestClient) -> None:
     assert "unsupported content type" in body["message"]
     status, body, _ = await _call(
         client, "POST", "/invocations", json={"dataframe_split": {"data": [[-1, 1]]}}
+    )
+    assert (status, body["error_code"]) == (400, "BAD_REQUEST")
+    status, body, _ = await _call(
+        client, "POST", "/invocations", json={"dataframe_split": {"data": [[0.5, 1]]}}
     )
     assert (status, body["error_code"]) == (500, "INTERNAL_ERROR")

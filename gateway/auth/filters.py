@@ -1,0 +1,108 @@
+"""The authn and authz filters: thin shells over the authenticator, classifier and policy.
+
+authn: open paths (``/health``, ``/metrics``) pass; everything else needs
+``Authorization: Bearer <JWT>`` that verifies, else 401 with ``WWW-Authenticate``.
+The principal is left on the request under ``PRINCIPAL_KEY``.
+
+authz: classify the request, decide with the policy, 403 with the reason on deny.
+A routing step that resolves ``/custom/...`` to a ModelRoute before this filter
+may set ``ROUTE_ID_KEY`` so rules can name the route id instead of the path.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import orjson
+from aiohttp import web
+from multidict import MultiMapping
+
+from ..errors import Handler
+from ..routing import RouteTable
+from .authenticator import Authenticator, Principal
+from .classify import OPEN_PATHS, classify
+from .errors import AuthError, BadAuthRequest, Forbidden
+from .policy import Access, Decision, Policy, Resource, decide
+
+PRINCIPAL_KEY = web.RequestKey("mlgate_principal", Principal)
+ROUTE_ID_KEY = web.RequestKey("mlgate_route_id", str)
+
+
+def bearer_token(headers: MultiMapping[str]) -> str:
+    """The token of the one ``Authorization: Bearer`` header; auth errors otherwise."""
+    values = headers.getall("Authorization", ())
+    if not values:
+        raise AuthError("token_missing", "this endpoint needs an Authorization: Bearer token",
+                        error=None)
+    if len(values) > 1:
+        raise BadAuthRequest("invalid_request", "more than one Authorization header")
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthError("token_missing", "the Authorization header must use the Bearer scheme",
+                        error=None)
+    token = token.strip()
+    if not token:
+        raise AuthError("token_malformed", "the Bearer token is empty")
+    return token
+
+
+def make_authn_filter(authenticator: Authenticator) -> Callable:
+    @web.middleware
+    async def authn(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            token = bearer_token(request.headers)
+            request[PRINCIPAL_KEY] = await authenticator.authenticate(token)
+        return await handler(request)
+
+    return authn
+
+
+def body_id(body: bytes) -> str | None:
+    """The ``id`` of a management write's JSON body, if it has one (the handler validates)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+DECISION_CACHE_SIZE = 4096
+
+
+def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
+    """Classification and decisions are pure, so both are memoised (bounded LRU)."""
+    classify_cached = functools.lru_cache(maxsize=DECISION_CACHE_SIZE)(classify)
+
+    @functools.lru_cache(maxsize=DECISION_CACHE_SIZE)
+    def decide_cached(roles: frozenset[str], access: Access,
+                      resource_roles: frozenset[str]) -> Decision:
+        return decide(roles, access, policy, resource_roles)
+
+    def resource_roles(access: Access) -> frozenset[str]:
+        if access.resource.kind != "deployment":
+            return frozenset()
+        dep = table.get(access.resource.name)
+        return frozenset({dep.role_name}) if dep is not None and dep.role_name else frozenset()
+
+    @web.middleware
+    async def authz(request: web.Request, handler: Handler) -> web.StreamResponse:
+        target = classify_cached(request.method, request.path, request.get(ROUTE_ID_KEY))
+        if target.open:
+            return await handler(request)
+        principal = request[PRINCIPAL_KEY]
+        if target.unclassified and request.match_info.http_exception is not None:
+            return await handler(request)  # nothing serves this path: routing answers 404/405
+        access = target.access
+        assert access is not None
+        if target.id_from_body and request.body_exists:
+            name = body_id(await request.read())
+            if name is not None:
+                access = Access(access.action, Resource(access.resource.kind, name))
+        decision = decide_cached(principal.roles, access, resource_roles(access))
+        if not decision.allowed:
+            raise Forbidden(decision.reason)
+        return await handler(request)
+
+    return authz
