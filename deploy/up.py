@@ -29,6 +29,7 @@ from gateway import (
     AuthConfig,
     GatewayConfig,
     Limits,
+    OutlierPolicy,
     RouteTable,
     Timeouts,
     create_app,
@@ -92,7 +93,10 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     g = settings.gateway
     config = GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
                            max_body_bytes=g.max_body_bytes, limits=build_limits(settings),
-                           auth=build_auth_config(settings) if auth is ... else auth)
+                           auth=build_auth_config(settings) if auth is ... else auth,
+                           outlier=OutlierPolicy(g.eject_after_failures, g.ejection_time,
+                                                 g.max_ejection_time),
+                           mirror_max_in_flight=g.mirror_max_in_flight)
     app = create_app(config, table, writer.offer)
     feedback.add_routes(app, writer)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
