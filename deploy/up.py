@@ -26,6 +26,7 @@ from aiohttp import web
 
 import feedback
 from gateway import (
+    MIRROR,
     AuthConfig,
     GatewayConfig,
     Limits,
@@ -159,6 +160,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     runtime = build_runtime(settings)
     reconciler = build_reconciler(settings, store, runtime, table)
     runner: web.AppRunner | None = None
+    app: web.Application | None = None
     reconciling: asyncio.Task[None] | None = None
     code = 0
     try:
@@ -194,4 +196,6 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("storage: %s", writer.stats.as_dict())
+        if app is not None:
+            log.info("mirror: %s", app[MIRROR].stats.as_dict())
     return code
