@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy import cli, up  # noqa: E402
-from deploy.models import ModelDeployment  # noqa: E402
-from deploy.runtime import Observed  # noqa: E402
+from deploy import cli, up
+from deploy.models import ModelDeployment
+from deploy.runtime import Observed
 
 
 class FixedRuntime:

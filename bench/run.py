@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -527,7 +527,7 @@ def scenario_predictor(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         theirs.stop()
     ratios = [m["rps"] / f["rps"] for m, f in zip(runs["mlgate"], runs["mlflow"], strict=True)]
     return {
-        "command": command_line(wrk_command(f"http://127.0.0.1:PORT/invocations",
+        "command": command_line(wrk_command("http://127.0.0.1:PORT/invocations",
                                             Path("invocations.lua"), args.duration,
                                             args.predictor_connections)),
         "servers": {"mlgate": f"python -m predictor --model-uri {WINE.relative_to(ROOT)}",
@@ -546,7 +546,7 @@ def scenario_predictor(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def fmt(s: dict[str, float], digits: int = 0, unit: str = "") -> str:
     f = f"{{:.{digits}f}}"
-    return (f"{f.format(s['median'])}{unit} ({f.format(s['min'])}–{f.format(s['max'])})")
+    return (f"{f.format(s['median'])}{unit} ({f.format(s['min'])}-{f.format(s['max'])})")
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -565,16 +565,13 @@ def markdown(results: dict[str, Any]) -> str:
     if "latency" in s:
         lt = s["latency"]
         a, ab = lt["added_ms"], lt["absolute_ms"]
-        rows.append(f"| added p50 at {lt['rate']:g} req/s (ms) | nginx {fmt(a['nginx']['p50'], 3)};"
-                    f" direct p50 {fmt(ab['direct']['p50'], 3)} | {fmt(ab['mlgate']['p50'], 3)} |"
-                    f" +{fmt(a['mlgate']['p50'], 3)} | <= {lt['target_added_p50_ms']:g} | "
-                    f"{'yes' if a['mlgate']['p50']['median'] <= lt['target_added_p50_ms'] else 'no'}"
-                    " |")
-        rows.append(f"| added p99 at {lt['rate']:g} req/s (ms) | nginx {fmt(a['nginx']['p99'], 3)};"
-                    f" direct p99 {fmt(ab['direct']['p99'], 3)} | {fmt(ab['mlgate']['p99'], 3)} |"
-                    f" +{fmt(a['mlgate']['p99'], 3)} | <= {lt['target_added_p99_ms']:g} | "
-                    f"{'yes' if a['mlgate']['p99']['median'] <= lt['target_added_p99_ms'] else 'no'}"
-                    " |")
+        for q in ("p50", "p99"):
+            target = lt[f"target_added_{q}_ms"]
+            met = "yes" if a["mlgate"][q]["median"] <= target else "no"
+            rows.append(f"| added {q} at {lt['rate']:g} req/s (ms) | "
+                        f"nginx +{fmt(a['nginx'][q], 3)}; direct {q} {fmt(ab['direct'][q], 3)} | "
+                        f"{fmt(ab['mlgate'][q], 3)} |"
+                        f" +{fmt(a['mlgate'][q], 3)} | <= {target:g} | {met} |")
     if "predictor" in s:
         p = s["predictor"]
         rows.append(f"| predictor (req/s) | mlflow models serve {fmt(p['rps']['mlflow'])} | "
@@ -600,7 +597,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"`{results['command']}` on {env['cpus']} CPUs ({env['machine']}), {env['started']}; "
         f"load average {env['load_before']} before, {env['load_after']} after; "
         f"{results['config']['runs']} runs of {results['config']['duration']:g} s each, "
-        f"median (min–max); mlgate with {results['config']['workers']} worker process(es), "
+        f"median (min-max); mlgate with {results['config']['workers']} worker process(es), "
         "every feature on.",
         "",
         *rows,
