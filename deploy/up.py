@@ -34,6 +34,7 @@ from gateway import (
     create_app,
     server_settings,
 )
+from gateway.app import OBSERVER
 from gateway.errors import set_error_format
 from gateway.limits import quiet_protocol_errors
 from gateway.openapi import add_openapi_route
@@ -52,6 +53,7 @@ from .config import ConfigError, Settings
 from .keys import build_auth_config
 from .local_runtime import LocalRuntime
 from .models import ModelDeployment
+from .monitoring import control_plane_view
 from .reconciler import Reconciler
 from .runtime import Runtime
 from .store import Store
@@ -92,8 +94,10 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     g = settings.gateway
     config = GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
                            max_body_bytes=g.max_body_bytes, limits=build_limits(settings),
-                           auth=build_auth_config(settings) if auth is ... else auth)
+                           auth=build_auth_config(settings) if auth is ... else auth,
+                           access_log=settings.logging.access_log)
     app = create_app(config, table, writer.offer)
+    app[OBSERVER].attach(writer_stats=writer.stats)
     feedback.add_routes(app, writer)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
@@ -159,6 +163,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     code = 0
     try:
         app = build_app(settings, table, writer, auth, store)
+        app[OBSERVER].attach(view=control_plane_view(store, runtime))
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                                **server_settings(build_limits(settings)))
         await runner.setup()

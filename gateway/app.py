@@ -2,6 +2,7 @@
 
 The chain is frozen when the app is built. Outermost first:
 
+0. ``observe``               metrics, status windows, access log (times everything below)
 1. ``error_middleware``      every failure answers JSON
 2. ``request_id_middleware`` keep or create the Request-ID, echo it back
 3. ``limits``                refuse escaping paths and oversized declared bodies
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from storage import Exchange
 
+from . import catalog, status
 from .auth import (
     AuthConfig,
     Authenticator,
@@ -33,6 +35,7 @@ from .auth import (
 )
 from .errors import error_middleware, json_response
 from .limits import Limits, make_body_filter, make_limits_filter
+from .observe import Observer, add_metrics_route, make_observe_filter
 from .proxy import make_proxy_handler
 from .request_id import request_id_middleware
 from .routing import RouteTable
@@ -50,6 +53,8 @@ class GatewayConfig:
     auth: AuthConfig | None = None
     """None: no authentication or authorization (``mlgate up`` always passes one unless
     the operator wrote ``auth: {enabled: false}``)."""
+    access_log: bool = True
+    """One line per request on the ``mlgate.access`` logger (info level)."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -60,16 +65,20 @@ class GatewayConfig:
 
 TABLE = web.AppKey("mlgate_route_table", RouteTable)
 POOL = web.AppKey("mlgate_upstream_pool", UpstreamPool)
+OBSERVER = web.AppKey("mlgate_observer", Observer)
 
 
 AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
 
 
 def build_filter_chain(config: GatewayConfig, table: RouteTable,
-                       authenticator: Authenticator | None = None) -> list[Callable]:
+                       authenticator: Authenticator | None = None,
+                       observer: Observer | None = None) -> list[Callable]:
     """Outermost first. The body is read (with its deadline) only once the caller is
     authenticated, and before authz, which may need a management write's ``id``."""
-    chain = [error_middleware, request_id_middleware, make_limits_filter(config.max_body_bytes)]
+    chain = [make_observe_filter(observer)] if observer is not None else []
+    chain += [error_middleware, request_id_middleware,
+              make_limits_filter(config.max_body_bytes)]
     if config.auth is not None and authenticator is not None:
         chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
                   make_authz_filter(config.auth.policy, table)]
@@ -88,8 +97,11 @@ def build_authenticator(auth: AuthConfig) -> tuple[Authenticator, JwksClient | N
 def create_app(config: GatewayConfig, table: RouteTable,
                sink: Callable[[Exchange], object]) -> web.Application:
     authenticator, jwks = build_authenticator(config.auth) if config.auth else (None, None)
-    app = web.Application(middlewares=build_filter_chain(config, table, authenticator),
+    observer = Observer(table, access_log=config.access_log)
+    app = web.Application(middlewares=build_filter_chain(config, table, authenticator, observer),
                           client_max_size=config.max_body_bytes)
+    app[OBSERVER] = observer
+    app.cleanup_ctx.append(observer.ctx)
     if authenticator is not None:
         app[AUTHENTICATOR] = authenticator
     if jwks is not None:
@@ -112,6 +124,9 @@ def create_app(config: GatewayConfig, table: RouteTable,
     proxy = make_proxy_handler(table, pool, sink)
     app.router.add_route("*", MODEL_ROUTE, proxy, name="model")
     app.router.add_get("/health", _health, name="health")
+    add_metrics_route(app, observer)
+    status.add_routes(app, observer)
+    catalog.add_routes(app, table, pool)
     return app
 
 

@@ -15,6 +15,7 @@ from storage import Exchange
 
 from .errors import NotFound, ServiceUnavailable, UpstreamConnectError
 from .headers import response_headers, upstream_headers, upstream_path
+from .observe import COLD_START, SERVED_BY, UPSTREAM_SECONDS
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable, pick_replica
 from .upstream import UpstreamPool, UpstreamResponse
@@ -69,20 +70,25 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
         dep = table.get(dep_id)
         if dep is None:
             raise NotFound(f"model deployment {dep_id!r} not found")
+        request[SERVED_BY] = dep
         path_qs = upstream_path(request.raw_path, f"/model/{dep_id}")
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
         dep.requests += 1
         dep.in_flight += 1
+        started = 0.0
         try:
             if not dep.replicas:
+                request[COLD_START] = True
                 await hold_for_replica(dep)
             started = time.perf_counter()
             up = await send_to_deployment(pool, dep, request.method, path_qs, out, body)
         finally:
             dep.in_flight -= 1
-        upstream_ms = int((time.perf_counter() - started) * 1000)
+            if started:  # timed also when the replica failed: the metrics step reads it
+                request[UPSTREAM_SECONDS] = time.perf_counter() - started
+        upstream_ms = int(request[UPSTREAM_SECONDS] * 1000)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
         sink(Exchange(
