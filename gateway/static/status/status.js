@@ -58,7 +58,7 @@
 
   function chart(title, series, data, target) {
     var opts = {
-      title: title, width: 380, height: 150, legend: { show: true },
+      title: title, width: 320, height: 150, legend: { show: true, live: false },
       scales: { x: { time: true } },
       series: [{}].concat(series),
       axes: [{ size: 30 }, { size: 50 }]
@@ -86,8 +86,9 @@
           { label: "all", stroke: "#2a6db0", fill: "rgba(42,109,176,0.12)" },
           { label: "5xx", stroke: "#c0392b" }], traffic, box),
         latency: chart("latency ms", [
-          { label: "p50", stroke: "#27ae60" },
-          { label: "p99", stroke: "#8e44ad" }], latency, box)
+          { label: "p50", stroke: "#27ae60", spanGaps: true, points: { show: true, size: 4 } },
+          { label: "p99", stroke: "#8e44ad", spanGaps: true, points: { show: true, size: 4 } }],
+          latency, box)
       };
     } else {
       entry.traffic.setData(traffic);
