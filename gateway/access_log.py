@@ -119,7 +119,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(), "logger": record.name,
             "message": record.getMessage()}
         access = getattr(record, "access", None)
-        if isinstance(access, dict):
+        if isinstance(access, dict):  # the fields say the rest: a short message
+            out["message"] = f"{access['method']} {access['path']} {access['status']}"
             out.update(access)
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)

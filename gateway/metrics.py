@@ -6,10 +6,11 @@ Two kinds:
   duration histograms, feedback and cold-start counters. Their labelled children
   are resolved once per (deployment, route, code) and cached, so a request costs
   a dict lookup, one counter increment and three histogram observations.
-* **state**, read at scrape time by :class:`StateCollector` from what the gateway
-  and the control plane already hold (the routing table, the control plane's view
-  of each deployment with its replicas' CPU and memory, the storage writer's
-  counters): nothing is updated per request for them.
+* **state**, read at scrape time (on the event loop) by :class:`StateCollector` from
+  what the gateway and the control plane already hold (the routing table, the
+  control plane's view of each deployment with its replicas' CPU and memory, the
+  storage writer's counters): nothing is updated per request for them. Rendering
+  the text (tens of milliseconds with many series) happens in a worker thread.
 
 Each :class:`GatewayMetrics` has its own registry (tests build several apps in one
 process). A multi-worker mode would switch to prometheus-client's multiprocess
@@ -115,7 +116,8 @@ class GatewayMetrics:
             "Requests that found no ready replica and were held for one (scale from zero)",
             ("deployment",), registry=r)
         self.state = StateCollector(table)
-        r.register(self.state)
+        """Not in the registry: it reads loop-owned state, so it runs on the loop, and the
+        rest is rendered in a thread (see :meth:`exposition`)."""
         r.register(ProcessCollector(registry=None))
         self._children: dict[tuple[str, str, int], _Children] = {}
         self._feedback: dict[tuple[str, int], Any] = {}
@@ -155,9 +157,24 @@ class GatewayMetrics:
             child = self._cold[dep.id] = self.cold_starts.labels(dep.id)
         child.inc()
 
-    def exposition(self) -> bytes:
-        """The text format, as ``/metrics`` answers it."""
-        return generate_latest(self.registry)
+    def exposition(self, state: list[Any] | None = None) -> bytes:
+        """The text format, as ``/metrics`` answers it.
+
+        ``state``: the state families already collected (on the loop); the per-request
+        metrics are thread-safe, so this may then run in a worker thread.
+        """
+        families = list(self.state.collect()) if state is None else state
+        return generate_latest(self.registry) + generate_latest(_Families(families))
+
+
+class _Families:
+    """Already collected families, in the shape ``generate_latest`` reads."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
 
 
 class StateCollector(Collector):

@@ -148,9 +148,11 @@ def add_metrics_route(app: web.Application, observer: Observer) -> None:
     metrics = observer.metrics
 
     async def handler(_request: web.Request) -> web.Response:
-        # On the loop, not in a thread: the collectors read the table and the control
-        # plane's state, which only the loop may touch. A scrape takes a millisecond or two.
+        # The state is read on the loop (only the loop may touch the table and the control
+        # plane); the text is rendered in a thread, so a big scrape does not stall requests.
         observer.forget_gone()
-        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+        state = list(metrics.state.collect())
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition, state)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get(METRICS_PATH, handler, name="metrics")
