@@ -3,6 +3,7 @@
 Modelled on ``odahuflowctl``: ``get [--id] [-o FORMAT]``, ``create|edit -f FILE``,
 ``delete --id|-f``. ``--wait`` follows a deployment until it is Ready (exit 0),
 Failed (exit 1, with the reason) or ``--timeout`` passes (exit 1).
+``route set-weights ROUTE a=90 b=10`` is a canary step: only the weights change.
 """
 
 from __future__ import annotations
@@ -62,6 +63,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if kind == "deployment":
             _wait_options(delete, "until it is gone")
         delete.set_defaults(func=cmd_delete, kind=kind)
+        if kind == "route":
+            weights = cmds.add_parser(
+                "set-weights", parents=[conn], help="change a route's split (canary steps)",
+                description="Set the weights of the named targets (they must sum to 100 with "
+                            "the others). Targets keep their order, so sticky users move only "
+                            "as much as the weights do; a new name is added as a target.")
+            weights.add_argument("route", help="the route id")
+            weights.add_argument("weights", nargs="+", type=_weight, metavar="DEPLOYMENT=WEIGHT",
+                                 help="e.g. wine-v1=90 wine-v2=10")
+            weights.set_defaults(func=cmd_set_weights, kind=kind)
+
+
+def _weight(value: str) -> tuple[str, int]:
+    name, sep, weight = value.partition("=")
+    if not sep or not name or not weight.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not DEPLOYMENT=WEIGHT (a whole number 0-100), e.g. wine-v2=10")
+    return name.strip(), int(weight)
+
+
+def with_weights(route: dict[str, Any], weights: list[tuple[str, int]]) -> dict[str, Any]:
+    """The route's writable part (id, spec) with new weights; targets keep their order,
+    new names are appended. The API validates the sum."""
+    spec = dict(route.get("spec", {}))
+    given = dict(weights)
+    if len(given) != len(weights):
+        raise ManifestError("a deployment is named twice")
+    targets = [dict(t, weight=given.pop(t["mdName"], t.get("weight", 100)))
+               for t in spec.get("modelDeployments", [])]
+    targets += [{"mdName": name, "weight": weight} for name, weight in given.items()]
+    spec["modelDeployments"] = targets
+    return {"kind": "ModelRoute", "id": route["id"], "spec": spec}
 
 
 def _format(value: str) -> str:
@@ -124,6 +157,18 @@ def cmd_write(args: argparse.Namespace) -> int:
             if args.kind == "deployment" and args.wait:
                 code = max(code, wait_ready(client, obj["id"], args.timeout))
         return code
+
+    return run(args, body)
+
+
+def cmd_set_weights(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        route = client.update("route", with_weights(client.get("route", args.route),
+                                                    args.weights))
+        split = " ".join(f"{t['mdName']}={t.get('weight', 100)}"
+                         for t in route["spec"]["modelDeployments"])
+        print(f"Model route {route['id']} updated: {split}")
+        return 0
 
     return run(args, body)
 

@@ -66,6 +66,19 @@ class GatewaySettings:
     idle_timeout: float = 30.0
     body_timeout: float = 60.0
     max_json_depth: int = 64
+    mirror_max_in_flight: int = 100
+    eject_after_failures: int = 5
+    ejection_time: float = 10.0
+    max_ejection_time: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.mirror_max_in_flight < 0:
+            raise ConfigError("gateway.mirror_max_in_flight must be >= 0")
+        if self.eject_after_failures < 1:
+            raise ConfigError("gateway.eject_after_failures must be >= 1")
+        if not 0 < self.ejection_time <= self.max_ejection_time:
+            raise ConfigError("gateway.ejection_time must be > 0 and <= "
+                              "gateway.max_ejection_time")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ States (ODAHU's): ``Processing`` while replicas start; ``Ready`` once
 autoscaler scales between ``minReplicas`` and ``maxReplicas``, zero included;
 ``Failed`` with a reason when the runtime gives up on the spec; ``Deleting``
 until every replica stopped, then the deployment and its default route go.
+
+ModelRoutes are published to the table as soon as the store commits a change
+(a store listener, so the API answers after the gateway has the new weights),
+and again on every pass.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .models import (
     ModelDeploymentStatus,
     utcnow,
 )
+from .routes import traffic_route
 from .runtime import Observed, Runtime
 from .store import Store
 
@@ -78,6 +83,8 @@ class Publish:
     unavailable: str
     cold_start_timeout: float
     role_name: str | None = None
+    ready: bool = True
+    """State Ready: a route may send it new traffic."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
         dep.id, status.model_name or dep.id, status.model_version or "unknown",
         observed.endpoints if observed is not None else (),
         status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout,
-        dep.spec.role_name))
+        dep.spec.role_name, status.state == STATE_READY))
     return actions
 
 
@@ -161,6 +168,7 @@ class Reconciler:
         self._verified: dict[str, int] = {}
         self._wake = asyncio.Event()
         store.subscribe(self.wake)
+        store.subscribe(self.publish_routes)
 
     def wake(self) -> None:
         self._wake.set()
@@ -182,7 +190,23 @@ class Reconciler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 
+    def publish_routes(self) -> None:
+        """The stored ModelRoutes (not the default ones: ``/model/<id>`` is served by id)
+        into the table, replacing the previous set at once."""
+        try:
+            routes = [traffic_route(r) for r in self.store.list_routes() if not r.default]
+        except sqlite3.Error:
+            log.exception("cannot read the routes from the state store; keeping the last ones")
+            return
+        if self.table.set_routes(routes):
+            log.info("routes published: %s", ", ".join(
+                f"{r.id} ({r.url_prefix}: "
+                + " ".join(f"{t.deployment_id}={t.weight}" for t in r.targets)
+                + (f", mirror {r.mirror}" if r.mirror else "") + ")"
+                for r in routes) or "none")
+
     def reconcile_all(self) -> None:
+        self.publish_routes()
         now = self.clock()
         stamp = utcnow()
         deployments = self.store.list_deployments()
@@ -250,6 +274,7 @@ class Reconciler:
             self.table.upsert(dep_id, action.model_name, action.model_version,
                               role_name=action.role_name)
         entry.cold_start_timeout = action.cold_start_timeout
+        entry.ready = action.ready
         if tuple(r.address for r in entry.replicas) != tuple(
                 f"{h}:{p}" for h, p in action.endpoints):
             self.table.set_replicas(dep_id, action.endpoints)

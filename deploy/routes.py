@@ -6,6 +6,15 @@ Every deployment gets a *default* route ``/model/<id>`` (one target, weight 100)
 that only the control plane creates and deletes. User routes live under
 ``/custom/``. Whether the named deployments exist is asked through a callable,
 so validation stays pure.
+
+mlgate's optional spec fields (absent, a route behaves as in ODAHU: weighted
+random, every request mirrored, no override):
+
+- ``sticky``: ``{header: NAME}``, ``{cookie: NAME}`` or ``{jwtClaim: NAME}`` (e.g. ``sub``):
+  the same key always gets the same target while the weights stay the same;
+- ``mirrorPercentage``: 0-100, the share of requests copied to ``mirror`` (default 100);
+- ``override``: ``{roles: [...]}``, who may pick a target with the
+  ``x-mlgate-override-target`` header (default ``admin``, ``odahu_admin``; ``[]``: nobody).
 """
 
 from __future__ import annotations
@@ -16,12 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import DEFAULT_OVERRIDE_ROLES, StickyKey, TrafficRoute, WeightedTarget
+
 from .models import ValidationError, validate_id
 
 ROUTE_VALIDATION = "Validation of model route is failed"
 CUSTOM_PREFIX = "/custom/"
 URL_PREFIX_PATTERN = re.compile(r"^/custom(/[A-Za-z0-9._~-]+)+$")
 MAX_WEIGHT = 100
+SPEC_FIELDS = ("urlPrefix", "modelDeployments", "mirror", "mirrorPercentage", "sticky",
+               "override")
+STICKY_SOURCES = {"header": "header", "cookie": "cookie", "jwtClaim": "claim"}
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$")
 
 ROUTE_READY = "Ready"
 ROUTE_PROCESSING = "Processing"
@@ -37,11 +52,25 @@ class ModelDeploymentTarget:
         return {"mdName": self.md_name, "weight": self.weight}
 
 
+@dataclass(frozen=True)
+class StickySpec:
+    """``field`` is the spec's key (header, cookie, jwtClaim), ``name`` what it names."""
+
+    field: str
+    name: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {self.field: self.name}
+
+
 @dataclass
 class ModelRouteSpec:
     url_prefix: str
     model_deployments: list[ModelDeploymentTarget]
     mirror: str | None = None
+    mirror_percentage: float | None = None
+    sticky: StickySpec | None = None
+    override_roles: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,6 +79,12 @@ class ModelRouteSpec:
         }
         if self.mirror:
             out["mirror"] = self.mirror
+        if self.mirror_percentage is not None:
+            out["mirrorPercentage"] = self.mirror_percentage
+        if self.sticky is not None:
+            out["sticky"] = self.sticky.to_dict()
+        if self.override_roles is not None:
+            out["override"] = {"roles": list(self.override_roles)}
         return out
 
 
@@ -120,7 +155,7 @@ def parse_route(data: Any, deployment_exists: Callable[[str], bool]) -> ModelRou
     if not isinstance(raw, dict):
         errors.append("spec must be an object with urlPrefix and modelDeployments")
         raise ValidationError(ROUTE_VALIDATION, errors)
-    unknown = sorted(set(raw) - {"urlPrefix", "modelDeployments", "mirror"})
+    unknown = sorted(set(raw) - set(SPEC_FIELDS))
     if unknown:
         errors.append(f"unknown spec field(s): {', '.join(unknown)}")
     errors += _url_prefix_errors(raw.get("urlPrefix"))
@@ -132,9 +167,61 @@ def parse_route(data: Any, deployment_exists: Callable[[str], bool]) -> ModelRou
             errors.append("mirror must be a model deployment id")
         elif not deployment_exists(mirror):
             errors.append(f'mirror: entity "{mirror}" is not found')
+    percentage, percentage_errors = _parse_mirror_percentage(raw.get("mirrorPercentage"),
+                                                             mirror)
+    sticky, sticky_errors = _parse_sticky(raw.get("sticky"))
+    roles, override_errors = _parse_override(raw.get("override"))
+    errors += percentage_errors + sticky_errors + override_errors
     if errors:
         raise ValidationError(ROUTE_VALIDATION, errors)
-    return ModelRoute(id=route_id, spec=ModelRouteSpec(raw["urlPrefix"], targets, mirror))
+    return ModelRoute(id=route_id, spec=ModelRouteSpec(raw["urlPrefix"], targets, mirror,
+                                                       percentage, sticky, roles))
+
+
+def _parse_mirror_percentage(raw: Any, mirror: Any) -> tuple[float | None, list[str]]:
+    if raw is None:
+        return None, []
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 100:
+        return None, [f"mirrorPercentage must be a number from 0 to 100, got {raw!r}"]
+    if not mirror:
+        return None, ["mirrorPercentage needs a mirror: name the deployment that gets the copies"]
+    return (int(raw) if float(raw).is_integer() else float(raw)), []
+
+
+def _parse_sticky(raw: Any) -> tuple[StickySpec | None, list[str]]:
+    if raw is None:
+        return None, []
+    choices = ", ".join(STICKY_SOURCES)
+    if not isinstance(raw, dict) or not raw:
+        return None, [f"sticky must be an object with one of {choices}, e.g. "
+                      "{header: x-user-id}"]
+    unknown = sorted(set(raw) - set(STICKY_SOURCES))
+    if unknown:
+        return None, [f"sticky: unknown field(s) {', '.join(map(str, unknown))}; "
+                      f"use one of {choices}"]
+    if len(raw) > 1:
+        return None, [f"sticky: give exactly one of {choices}, got {', '.join(sorted(raw))}"]
+    [(field_name, name)] = raw.items()
+    if field_name == "jwtClaim":
+        valid = isinstance(name, str) and 0 < len(name) <= 256 and name.isprintable()
+    else:
+        valid = isinstance(name, str) and bool(TOKEN_PATTERN.match(name))
+    if not valid:
+        what = "a JWT claim name" if field_name == "jwtClaim" else f"an HTTP {field_name} name"
+        return None, [f"sticky.{field_name} must be {what}, got {name!r}"]
+    return StickySpec(field_name, name), []
+
+
+def _parse_override(raw: Any) -> tuple[list[str] | None, list[str]]:
+    if raw is None:
+        return None, []
+    if not isinstance(raw, dict) or set(raw) != {"roles"}:
+        return None, ["override must be an object with one field, roles (a list of role "
+                      "names; [] lets nobody override)"]
+    roles = raw["roles"]
+    if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+        return None, [f"override.roles must be a list of role names, got {roles!r}"]
+    return list(dict.fromkeys(roles)), []
 
 
 def _url_prefix_errors(prefix: Any) -> list[str]:
@@ -213,6 +300,27 @@ def route_from_stored(route_id: str, default: bool, spec: dict[str, Any], create
     """Rebuild a stored route (already validated when it was written)."""
     targets = [ModelDeploymentTarget(t["mdName"], int(t["weight"]))
                for t in spec["modelDeployments"]]
+    sticky = spec.get("sticky")
+    override = spec.get("override")
     return ModelRoute(id=route_id, default=default,
-                      spec=ModelRouteSpec(spec["urlPrefix"], targets, spec.get("mirror")),
+                      spec=ModelRouteSpec(
+                          spec["urlPrefix"], targets, spec.get("mirror"),
+                          spec.get("mirrorPercentage"),
+                          StickySpec(*next(iter(sticky.items()))) if sticky else None,
+                          override["roles"] if override is not None else None),
                       created_at=created_at, updated_at=updated_at)
+
+
+def traffic_route(route: ModelRoute) -> TrafficRoute:
+    """The route as the gateway serves it, mlgate's defaults filled in."""
+    spec = route.spec
+    percentage = spec.mirror_percentage
+    return TrafficRoute(
+        id=route.id, url_prefix=spec.url_prefix,
+        targets=tuple(WeightedTarget(t.md_name, t.weight) for t in spec.model_deployments),
+        mirror=spec.mirror or None,
+        mirror_percent=100.0 if percentage is None else float(percentage),
+        sticky=(StickyKey(STICKY_SOURCES[spec.sticky.field], spec.sticky.name)
+                if spec.sticky is not None else None),
+        override_roles=(frozenset(spec.override_roles) if spec.override_roles is not None
+                        else DEFAULT_OVERRIDE_ROLES))

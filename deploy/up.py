@@ -26,9 +26,11 @@ from aiohttp import web
 
 import feedback
 from gateway import (
+    MIRROR,
     AuthConfig,
     GatewayConfig,
     Limits,
+    OutlierPolicy,
     RouteTable,
     Timeouts,
     create_app,
@@ -95,6 +97,9 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     config = GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
                            max_body_bytes=g.max_body_bytes, limits=build_limits(settings),
                            auth=build_auth_config(settings) if auth is ... else auth,
+                           outlier=OutlierPolicy(g.eject_after_failures, g.ejection_time,
+                                                 g.max_ejection_time),
+                           mirror_max_in_flight=g.mirror_max_in_flight,
                            access_log=settings.logging.access_log)
     app = create_app(config, table, writer.offer)
     app[OBSERVER].attach(writer_stats=writer.stats)
@@ -159,6 +164,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     runtime = build_runtime(settings)
     reconciler = build_reconciler(settings, store, runtime, table)
     runner: web.AppRunner | None = None
+    app: web.Application | None = None
     reconciling: asyncio.Task[None] | None = None
     code = 0
     try:
@@ -195,4 +201,6 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("storage: %s", writer.stats.as_dict())
+        if app is not None:
+            log.info("mirror: %s", app[MIRROR].stats.as_dict())
     return code

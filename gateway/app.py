@@ -8,8 +8,11 @@ The chain is frozen when the app is built. Outermost first:
 3. ``limits``                refuse escaping paths and oversized declared bodies
 4. ``authn``                 bearer JWT -> principal (401), unless auth is off
 5. ``body``                  read the body within a deadline, bound JSON depth
-6. ``authz``                 policy on (roles, action, resource) (403), unless auth is off
-7. the route handler         ``/model/<id>/...``: pick a replica, forward, answer, log
+6. ``route_match``           ``/custom/...``: the ModelRoute by longest urlPrefix (its id for authz)
+7. ``authz``                 policy on (roles, action, resource) (403), unless auth is off
+8. the route handlers        ``/model/<id>/...``: pick a replica, forward, answer, log;
+                             ``/custom/...``: pick a target of the route, then the same, and
+                             copy to the route's mirror
 
 Other packages (feedback, the management API) add their routes to the same
 application and so run behind the same chain.
@@ -35,9 +38,12 @@ from .auth import (
 )
 from .errors import error_middleware, json_response
 from .limits import Limits, make_body_filter, make_limits_filter
+from .mirror import Mirror
 from .observe import Observer, add_metrics_route, make_observe_filter
+from .outlier import OutlierPolicy
 from .proxy import make_proxy_handler
 from .request_id import request_id_middleware
+from .route_proxy import CUSTOM_ROUTE, make_route_handler, make_route_match_filter
 from .routing import RouteTable
 from .upstream import Timeouts, UpstreamPool
 
@@ -55,16 +61,24 @@ class GatewayConfig:
     the operator wrote ``auth: {enabled: false}``)."""
     access_log: bool = True
     """One line per request on the ``mlgate.access`` logger (info level)."""
+    outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
+    mirror_max_in_flight: int = 100
+    """Copies to mirrors in flight at once; beyond, copies are dropped and counted."""
+    mirror_drain_timeout: float = 5.0
+    """Seconds copies in flight may still finish at shutdown."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
             raise ValueError("gateway max_body_bytes must be at least 1024")
         if self.upstream_connections < 1:
             raise ValueError("gateway upstream_connections must be >= 1")
+        if self.mirror_max_in_flight < 0:
+            raise ValueError("gateway mirror_max_in_flight must be >= 0")
 
 
 TABLE = web.AppKey("mlgate_route_table", RouteTable)
 POOL = web.AppKey("mlgate_upstream_pool", UpstreamPool)
+MIRROR = web.AppKey("mlgate_mirror", Mirror)
 OBSERVER = web.AppKey("mlgate_observer", Observer)
 
 
@@ -75,15 +89,16 @@ def build_filter_chain(config: GatewayConfig, table: RouteTable,
                        authenticator: Authenticator | None = None,
                        observer: Observer | None = None) -> list[Callable]:
     """Outermost first. The body is read (with its deadline) only once the caller is
-    authenticated, and before authz, which may need a management write's ``id``."""
+    authenticated, and before authz, which may need a management write's ``id``; the
+    ModelRoute is matched before authz, whose rules may name its id."""
     chain = [make_observe_filter(observer)] if observer is not None else []
     chain += [error_middleware, request_id_middleware,
               make_limits_filter(config.max_body_bytes)]
     if config.auth is not None and authenticator is not None:
         chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
-                  make_authz_filter(config.auth.policy, table)]
+                  make_route_match_filter(table), make_authz_filter(config.auth.policy, table)]
     else:
-        chain.append(make_body_filter(config.limits))
+        chain += [make_body_filter(config.limits), make_route_match_filter(table)]
     return chain
 
 
@@ -121,8 +136,20 @@ def create_app(config: GatewayConfig, table: RouteTable,
         await pool.close()
 
     app.cleanup_ctx.append(pool_ctx)
-    proxy = make_proxy_handler(table, pool, sink)
+    mirror = Mirror(table, pool, sink, config.mirror_max_in_flight, config.outlier)
+    app[MIRROR] = mirror
+    observer.attach(mirror_stats=mirror.stats)
+
+    async def mirror_ctx(_app: web.Application) -> AsyncIterator[None]:
+        yield  # torn down before the pool: copies in flight may finish first
+        await mirror.close(config.mirror_drain_timeout)
+
+    app.cleanup_ctx.append(mirror_ctx)
+    proxy = make_proxy_handler(table, pool, sink, config.outlier)
     app.router.add_route("*", MODEL_ROUTE, proxy, name="model")
+    app.router.add_route("*", CUSTOM_ROUTE,
+                         make_route_handler(table, pool, sink, mirror, config.outlier),
+                         name="custom")
     app.router.add_get("/health", _health, name="health")
     add_metrics_route(app, observer)
     status.add_routes(app, observer)

@@ -184,6 +184,8 @@ class StateCollector(Collector):
         self.table = table
         self.view: ControlPlaneView | None = None
         self.writer_stats: WriterStats | None = None
+        self.mirror_stats: Any | None = None
+        """``gateway.mirror.MirrorStats``: copies sent to ModelRoutes' mirrors."""
 
     def describe(self) -> Iterable[Any]:
         return ()  # the families depend on what is attached; registered without a check
@@ -199,6 +201,14 @@ class StateCollector(Collector):
         yield from self._deployments(entries)
         if self.writer_stats is not None:
             yield from writer_families(self.writer_stats)
+        if self.mirror_stats is not None:
+            copies = CounterMetricFamily(
+                "mlgate_mirror_copies", "Copies for ModelRoutes' mirrors: started (copied), "
+                "not started as too many were in flight (dropped), answered, failed",
+                labels=["result"])
+            for result, count in self.mirror_stats.as_dict().items():
+                copies.add_metric([result], count)
+            yield copies
 
     def _deployments(self, entries: list[Deployment]) -> Iterable[Any]:
         states = list(self.view()) if self.view is not None else table_view(entries)

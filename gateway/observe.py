@@ -58,13 +58,15 @@ class Observer:
         self.access = AccessLog() if access_log else None
 
     def attach(self, view: ControlPlaneView | None = None,
-               writer_stats: WriterStats | None = None) -> None:
-        """What the control plane knows (states, replicas, their CPU and memory) and the
-        storage writer's counters; both are read when scraped or asked for."""
+               writer_stats: WriterStats | None = None, mirror_stats: object = None) -> None:
+        """What the control plane knows (states, replicas, their CPU and memory), the
+        storage writer's and the mirror's counters; read when scraped or asked for."""
         if view is not None:
             self.metrics.state.view = view
         if writer_stats is not None:
             self.metrics.state.writer_stats = writer_stats
+        if mirror_stats is not None:
+            self.metrics.state.mirror_stats = mirror_stats
 
     def states(self) -> list[DeploymentState]:
         view = self.metrics.state.view

@@ -13,19 +13,26 @@ from aiohttp import web
 
 from storage import Exchange
 
-from .errors import NotFound, ServiceUnavailable, UpstreamConnectError
+from .errors import NotFound, ServiceUnavailable, UpstreamConnectError, UpstreamError
 from .headers import response_headers, upstream_headers, upstream_path
 from .observe import COLD_START, SERVED_BY, UPSTREAM_SECONDS
+from .outlier import OutlierPolicy, is_failure_status, record
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable, pick_replica
 from .upstream import UpstreamPool, UpstreamResponse
 
 RecordSink = Callable[[Exchange], object]
+DEFAULT_OUTLIER = OutlierPolicy()
 
 
 async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
-                             headers: dict[str, str], body: bytes) -> UpstreamResponse:
-    """Send to the least-loaded replica; on a connect failure try the next one."""
+                             headers: dict[str, str], body: bytes,
+                             outlier: OutlierPolicy = DEFAULT_OUTLIER) -> UpstreamResponse:
+    """Send to the least-loaded replica; on a connect failure try the next one.
+
+    Every outcome feeds the replica's outlier state; only a connect failure (the
+    request never reached the model) is retried.
+    """
     tried = []
     last_error: UpstreamConnectError | None = None
     while True:
@@ -38,13 +45,16 @@ async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, p
         try:
             response = await pool.send(replica, method, path_qs, headers, body)
         except UpstreamConnectError as exc:
-            replica.consecutive_failures += 1
+            record(replica, False, time.monotonic(), outlier)
             tried.append(replica)
             last_error = exc
             continue
+        except UpstreamError:
+            record(replica, False, time.monotonic(), outlier)
+            raise
         finally:
             replica.outstanding -= 1
-        replica.consecutive_failures = 0
+        record(replica, not is_failure_status(response.status), time.monotonic(), outlier)
         return response
 
 
@@ -63,32 +73,46 @@ async def hold_for_replica(dep: Deployment) -> None:
     raise ServiceUnavailable(f"model deployment {dep.id!r} has no ready replica")
 
 
-def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
-                       sink: RecordSink) -> Callable[[web.Request], object]:
+async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
+                  headers: dict[str, str], body: bytes,
+                  outlier: OutlierPolicy = DEFAULT_OUTLIER,
+                  request: web.Request | None = None) -> tuple[UpstreamResponse, int]:
+    """One request to a deployment (held through a cold start); the answer and the
+    upstream time in milliseconds. Counted for the autoscaler. With ``request``, the
+    metrics step finds on it who served it, the upstream time and any cold start."""
+    dep.requests += 1
+    dep.in_flight += 1
+    started = 0.0
+    if request is not None:
+        request[SERVED_BY] = dep
+    try:
+        if not dep.replicas:
+            if request is not None:
+                request[COLD_START] = True
+            await hold_for_replica(dep)
+        started = time.perf_counter()
+        up = await send_to_deployment(pool, dep, method, path_qs, headers, body, outlier)
+    finally:
+        dep.in_flight -= 1
+        if started and request is not None:  # timed also when the replica failed
+            request[UPSTREAM_SECONDS] = time.perf_counter() - started
+    return up, int((time.perf_counter() - started) * 1000)
+
+
+def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
+                       outlier: OutlierPolicy = DEFAULT_OUTLIER,
+                       ) -> Callable[[web.Request], object]:
     async def proxy(request: web.Request) -> web.Response:
         dep_id = request.match_info["deployment"]
         dep = table.get(dep_id)
         if dep is None:
             raise NotFound(f"model deployment {dep_id!r} not found")
-        request[SERVED_BY] = dep
         path_qs = upstream_path(request.raw_path, f"/model/{dep_id}")
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
-        dep.requests += 1
-        dep.in_flight += 1
-        started = 0.0
-        try:
-            if not dep.replicas:
-                request[COLD_START] = True
-                await hold_for_replica(dep)
-            started = time.perf_counter()
-            up = await send_to_deployment(pool, dep, request.method, path_qs, out, body)
-        finally:
-            dep.in_flight -= 1
-            if started:  # timed also when the replica failed: the metrics step reads it
-                request[UPSTREAM_SECONDS] = time.perf_counter() - started
-        upstream_ms = int(request[UPSTREAM_SECONDS] * 1000)
+        up, upstream_ms = await forward(pool, dep, request.method, path_qs, out, body, outlier,
+                                        request)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
         sink(Exchange(

@@ -1,8 +1,9 @@
 """The routing table: which replicas serve which deployment.
 
-The control plane writes it (``upsert``/``remove``/``set_replicas``); the
-request path only reads it. Choosing a replica is a pure function of the
-replicas' outstanding-request counts.
+The control plane writes it (``upsert``/``remove``/``set_replicas``, and
+``set_routes`` for the ModelRoutes under ``/custom/``); the request path only
+reads it. Choosing a replica is a pure function of the replicas'
+outstanding-request counts and their outlier state (:mod:`gateway.outlier`).
 
 A deployment scaled to zero keeps its entry with no replicas. A request that
 finds it so asks the control plane for a replica (``on_demand``) and waits
@@ -17,13 +18,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .outlier import HEALTHY, OutlierState, ejected
+from .traffic import TrafficRoute
+
 
 @dataclass(slots=True, eq=False)
 class Replica:
     host: str
     port: int
     outstanding: int = 0
-    consecutive_failures: int = 0
+    outlier: OutlierState = HEALTHY
 
     @property
     def address(self) -> str:
@@ -47,6 +51,9 @@ class Deployment:
     """Seconds a request waits for a first replica; 0 answers 503 at once."""
     unavailable_reason: str = ""
     """Why no replica will come (e.g. the model cannot load); waiting requests get it at once."""
+    ready: bool = True
+    """The control plane's view (state ``Ready``); a route sends new traffic only to ready
+    targets while it has one."""
     _changed: asyncio.Event | None = None
 
     def notify(self) -> None:
@@ -79,15 +86,30 @@ class Deployment:
         return True
 
 
+    def usable(self, now: float) -> bool:
+        """May a route send it new traffic: Ready, not given up on, and a replica that is
+        not ejected (or none yet, when a request may wait for one to start)."""
+        if not self.ready or self.unavailable_reason:
+            return False
+        if not self.replicas:
+            return self.cold_start_timeout > 0
+        return any(not ejected(r.outlier, now) for r in self.replicas)
+
+
 _tiebreak = itertools.count()
 
 
-def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = ()) -> Replica | None:
-    """Least outstanding requests; ties rotate so idle replicas share the load."""
+def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = (),
+                 now: float | None = None) -> Replica | None:
+    """Least outstanding requests among replicas not ejected (all of them if every one
+    is: Envoy's panic mode); ties rotate so idle replicas share the load."""
     excluded = set(map(id, exclude))
     candidates = [r for r in replicas if id(r) not in excluded]
     if not candidates:
         return None
+    when = time.monotonic() if now is None else now
+    healthy = [r for r in candidates if not ejected(r.outlier, when)]
+    candidates = healthy or candidates
     if len(candidates) == 1:
         return candidates[0]
     least = min(r.outstanding for r in candidates)
@@ -98,6 +120,7 @@ def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = ()) -
 class RouteTable:
     def __init__(self) -> None:
         self._deployments: dict[str, Deployment] = {}
+        self._routes: dict[str, TrafficRoute] = {}
 
     def get(self, deployment_id: str) -> Deployment | None:
         return self._deployments.get(deployment_id)
@@ -138,3 +161,31 @@ class RouteTable:
         if dep is not None:
             dep.unavailable_reason = dep.unavailable_reason or "model deployment was deleted"
             dep.notify()
+
+    # -- ModelRoutes (``/custom/...``) -------------------------------------------------------------
+
+    def routes(self) -> list[TrafficRoute]:
+        return list(self._routes.values())
+
+    def set_routes(self, routes: Iterable[TrafficRoute]) -> bool:
+        """Replace every route at once (requests in flight keep the route they matched);
+        True if anything changed."""
+        new = {r.url_prefix: r for r in routes}
+        if new == self._routes:
+            return False
+        self._routes = new
+        return True
+
+    def match(self, path: str) -> TrafficRoute | None:
+        """The route whose ``urlPrefix`` is the longest one that ``path`` is at or under
+        (whole segments: ``/custom/wine`` serves ``/custom/wine/x``, not ``/custom/wine2``)."""
+        routes = self._routes
+        if not routes:
+            return None
+        prefix = path.partition("?")[0]
+        while prefix:
+            route = routes.get(prefix)
+            if route is not None:
+                return route
+            prefix = prefix[:prefix.rfind("/")]
+        return None

@@ -109,7 +109,23 @@ def _schemas() -> dict[str, Any]:
             "urlPrefix": {"type": "string", "example": "/custom/wine"},
             "modelDeployments": {"type": "array", "items": _ref("ModelDeploymentTarget"),
                                  "description": "weights sum to 100"},
-            "mirror": {"type": "string", "description": "a deployment that gets a copy"}}},
+            "mirror": {"type": "string", "description": "a deployment that gets a copy"},
+            "mirrorPercentage": {"type": "number", "minimum": 0, "maximum": 100,
+                                 "description": "share of requests copied (default 100)"},
+            "sticky": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                       "additionalProperties": False,
+                       "description": "one user keeps one target: the key is a header, "
+                                      "a cookie or a JWT claim (e.g. sub)",
+                       "properties": {"header": {"type": "string"},
+                                      "cookie": {"type": "string"},
+                                      "jwtClaim": {"type": "string"}}},
+            "override": {"type": "object", "required": ["roles"],
+                         "additionalProperties": False,
+                         "description": "roles that may pick a target with the "
+                                        "x-mlgate-override-target header "
+                                        "(default admin, odahu_admin)",
+                         "properties": {"roles": {"type": "array",
+                                                  "items": {"type": "string"}}}}}},
         "ModelRouteStatus": {"type": "object", "readOnly": True, "properties": {
             "state": {"type": "string", "enum": ["Processing", "Ready", "Failed"]},
             "edgeUrl": {"type": "string"},

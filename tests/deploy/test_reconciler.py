@@ -91,3 +91,10 @@ def test_deleting_stops_then_removes():
     assert reconcile(deleting, Observed(3, replicas=1), 0, True, POLICY, "t") == [
         Unpublish("wine"), Delete("wine")]
     assert reconcile(deleting, None, 0, True, POLICY, "t") == [Unpublish("wine"), Remove("wine")]
+
+
+def test_publish_says_whether_the_deployment_is_ready_for_route_traffic():
+    starting = reconcile(dep(), Observed(3, replicas=1), 1, False, POLICY, "now")
+    assert of(starting, Publish)[0].ready is False
+    observed = Observed(3, replicas=1, available=1, endpoints=(("127.0.0.1", 9),))
+    assert of(reconcile(dep(), observed, 1, False, POLICY, "now"), Publish)[0].ready is True

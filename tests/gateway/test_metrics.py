@@ -15,6 +15,7 @@ from deploy.up import build_app, build_writer
 from gateway import GatewayConfig, RouteTable, create_app
 from gateway.app import OBSERVER
 from gateway.metrics import DURATION_BUCKETS, DeploymentState, ReplicaUsage
+from gateway.traffic import TrafficRoute, WeightedTarget
 from storage import WriterStats
 
 RELEASE = web.AppKey("release", asyncio.Event)
@@ -202,3 +203,30 @@ async def test_feedback_is_counted_by_form_and_code(tmp_path):
     finally:
         await client.close()
         await writer.close()
+
+
+async def test_model_route_requests_are_counted_for_the_target_under_the_route_id(gw):
+    client, table, *_ = gw
+    table.upsert("wine-b", "wine", "2.0")
+    table.set_replicas("wine-b", [(r.host, r.port) for r in table.get("wine").replicas])
+    table.set_routes([TrafficRoute("wine-ab", "/custom/wine",
+                                   (WeightedTarget("wine", 0), WeightedTarget("wine-b", 100)),
+                                   mirror="wine", mirror_percent=100)])
+    for _ in range(4):
+        resp = await client.post("/custom/wine/api/model/invoke", json={})
+        assert resp.status == 200 and resp.headers["x-mlgate-target"] == "wine-b"
+    await asyncio.sleep(0)  # let the mirror copies start
+
+    def mirrored(samples) -> float:
+        return sum(value(samples, "mlgate_mirror_copies_total", result=r) or 0
+                   for r in ("answered", "failed"))
+
+    for _ in range(100):  # the copies are fire-and-forget: wait until all four came back
+        s = await scrape(client)
+        if mirrored(s) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert value(s, "mlgate_requests_total", deployment="wine-b", route="wine-ab",
+                 model_name="wine", model_version="2.0", code="200") == 4
+    assert value(s, "mlgate_mirror_copies_total", result="copied") == 4
+    assert value(s, "mlgate_mirror_copies_total", result="answered") == 4
