@@ -10,7 +10,8 @@ DATA_DIR ?= .mlgate
 
 ODAHU_VENV := .venv-odahu
 
-.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench-scaling bench-storage
+.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench-scaling bench-storage \
+	test-tools
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -46,7 +47,17 @@ demo-models: install
 run: demo-models
 	$(BIN)/python -m deploy.demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: install demo-models odahu-cli
+# Debian packages the monitoring and browser tests run for real, installed when missing:
+# Prometheus (+ promtool) scrapes a running stack; Chromium opens the pages.
+test-tools:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+test: install demo-models odahu-cli test-tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

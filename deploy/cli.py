@@ -16,9 +16,15 @@ from .manifest import ManifestError, load_deployments
 from .models import ModelDeployment
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log lines on stderr; ``fmt`` ``json`` (``logging.format``) writes one object a line."""
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if fmt == "json":
+        from gateway.access_log import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 def add_up_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +67,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except (ConfigError, ManifestError) as exc:
         print(f"mlgate: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.logging.format)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run(settings, deployments, config_file=args.config))
 

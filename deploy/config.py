@@ -159,6 +159,22 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    """``logging:``. ``log_level`` (top level) still sets the level."""
+
+    format: str = "text"
+    """``text``: ``time level logger: message``; ``json``: one JSON object per line (for a
+    log collector: every field of an access line is a key)."""
+    access_log: bool = True
+    """One line per request (``mlgate.access``, info level): request id, deployment,
+    status, durations."""
+
+    def __post_init__(self) -> None:
+        if self.format not in ("json", "text"):
+            raise ConfigError(f"logging.format must be 'json' or 'text', got {self.format!r}")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5080
@@ -174,6 +190,7 @@ class Settings:
     local: RuntimeSettings = field(default_factory=RuntimeSettings)
     autoscaler: AutoscalerSettings = field(default_factory=AutoscalerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def __post_init__(self) -> None:
         if self.runtime not in ("local",):

@@ -52,7 +52,12 @@ Send feedback for that prediction:
 The model's OpenAPI document: curl {auth}{url}/model/wine-v1/api/model/info
 The gateway's own: curl {auth}{url}/openapi.json
 Deployments: .venv/bin/mlgate deployment get -o table --url {url} --token "$TOKEN"
-Management API (Swagger UI): {url}/swagger/index.html
+
+In a browser (paste the token into the form at the top of each page):
+  Service catalog, call the models from the page: {url}/service-catalog/
+  Status, every deployment at a glance:           {url}/status/
+  Management API (Swagger UI):                    {url}/swagger/index.html
+Prometheus metrics (no token): {url}/metrics; Grafana dashboard: deploy/grafana/
 Records land under the data dir's storage/ (request_response/, response_body/, feedback/).
 Stop with Ctrl-C.
 """
@@ -66,7 +71,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings(overrides={"host": args.host, "port": args.port,
                                         "data_dir": args.data_dir})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.logging.format)
     deployments = load_manifests([str(EXAMPLES / "wine-v1.yaml"), str(EXAMPLES / "wine-v2.yaml")])
 
     def on_ready(url: str) -> None:

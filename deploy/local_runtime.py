@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from gateway.metrics import ReplicaUsage
+
 from .config import Settings
 from .models import ModelDeployment
 from .replica_plan import (
@@ -137,6 +139,23 @@ class LocalRuntime:
 
     def known(self) -> set[str]:
         return set(self._units)
+
+    # -- for monitoring -------------------------------------------------------------------------
+
+    def desired_replicas(self, deployment_id: str) -> int | None:
+        """The replica count last asked for (the autoscaler's decision), if any."""
+        unit = self._units.get(deployment_id)
+        return None if unit is None or unit.deleted else unit.replicas
+
+    def replica_usage(self, deployment_id: str) -> list[ReplicaUsage]:
+        """CPU seconds and resident memory of each running replica process (psutil)."""
+        unit = self._units.get(deployment_id)
+        out = []
+        for slot in sorted(unit.slots.values(), key=lambda s: s.index) if unit else ():
+            usage = slot.process.usage() if slot.process is not None else None
+            if usage is not None:
+                out.append(ReplicaUsage(f"{unit.id}-{slot.index}", *usage))
+        return out
 
     async def close(self) -> None:
         for unit in self._units.values():

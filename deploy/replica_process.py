@@ -17,10 +17,11 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from .manifest import FILE_SCHEME
 from .runtime import GiveUp, RetryLater
@@ -78,10 +79,23 @@ class ReplicaProcess:
     log_path: Path
     model_name: str = ""
     model_version: str = ""
+    _ps: psutil.Process | None = field(default=None, repr=False)
 
     @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
+
+    def usage(self) -> tuple[float, int] | None:
+        """CPU seconds (user + system) and resident bytes of the process; None once gone."""
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.process.pid)
+            with self._ps.oneshot():
+                cpu = self._ps.cpu_times()
+                rss = self._ps.memory_info().rss
+        except psutil.Error:
+            return None
+        return cpu.user + cpu.system, rss
 
     def last_log_line(self) -> str:
         try:

@@ -37,6 +37,7 @@ from gateway import (
     create_app,
     server_settings,
 )
+from gateway.app import OBSERVER
 from gateway.errors import set_error_format
 from gateway.limits import quiet_protocol_errors
 from gateway.openapi import add_openapi_route
@@ -55,6 +56,7 @@ from .config import ConfigError, Settings
 from .keys import build_auth_config
 from .local_runtime import LocalRuntime
 from .models import ModelDeployment
+from .monitoring import control_plane_view
 from .reconciler import Reconciler
 from .runtime import Runtime
 from .store import Store
@@ -108,8 +110,10 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
                            auth=build_auth_config(settings) if auth is ... else auth,
                            outlier=OutlierPolicy(g.eject_after_failures, g.ejection_time,
                                                  g.max_ejection_time),
-                           mirror_max_in_flight=g.mirror_max_in_flight)
+                           mirror_max_in_flight=g.mirror_max_in_flight,
+                           access_log=settings.logging.access_log)
     app = create_app(config, table, writer.offer)
+    app[OBSERVER].attach(writer_stats=writer.stats)
     feedback.add_routes(app, writer)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
@@ -180,6 +184,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     code = 0
     try:
         app = build_app(settings, table, writer, auth, store)
+        app[OBSERVER].attach(view=control_plane_view(store, runtime))
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                                **server_settings(build_limits(settings)))
         await runner.setup()

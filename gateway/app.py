@@ -2,6 +2,7 @@
 
 The chain is frozen when the app is built. Outermost first:
 
+0. ``observe``               metrics, status windows, access log (times everything below)
 1. ``error_middleware``      every failure answers JSON
 2. ``request_id_middleware`` keep or create the Request-ID, echo it back
 3. ``limits``                refuse escaping paths and oversized declared bodies
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from storage import Exchange
 
+from . import catalog, status
 from .auth import (
     AuthConfig,
     Authenticator,
@@ -37,6 +39,7 @@ from .auth import (
 from .errors import error_middleware, json_response
 from .limits import Limits, make_body_filter, make_limits_filter
 from .mirror import Mirror
+from .observe import Observer, add_metrics_route, make_observe_filter
 from .outlier import OutlierPolicy
 from .proxy import make_proxy_handler
 from .request_id import request_id_middleware
@@ -56,6 +59,8 @@ class GatewayConfig:
     auth: AuthConfig | None = None
     """None: no authentication or authorization (``mlgate up`` always passes one unless
     the operator wrote ``auth: {enabled: false}``)."""
+    access_log: bool = True
+    """One line per request on the ``mlgate.access`` logger (info level)."""
     outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
     mirror_max_in_flight: int = 100
     """Copies to mirrors in flight at once; beyond, copies are dropped and counted."""
@@ -74,17 +79,21 @@ class GatewayConfig:
 TABLE = web.AppKey("mlgate_route_table", RouteTable)
 POOL = web.AppKey("mlgate_upstream_pool", UpstreamPool)
 MIRROR = web.AppKey("mlgate_mirror", Mirror)
+OBSERVER = web.AppKey("mlgate_observer", Observer)
 
 
 AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
 
 
 def build_filter_chain(config: GatewayConfig, table: RouteTable,
-                       authenticator: Authenticator | None = None) -> list[Callable]:
+                       authenticator: Authenticator | None = None,
+                       observer: Observer | None = None) -> list[Callable]:
     """Outermost first. The body is read (with its deadline) only once the caller is
     authenticated, and before authz, which may need a management write's ``id``; the
     ModelRoute is matched before authz, whose rules may name its id."""
-    chain = [error_middleware, request_id_middleware, make_limits_filter(config.max_body_bytes)]
+    chain = [make_observe_filter(observer)] if observer is not None else []
+    chain += [error_middleware, request_id_middleware,
+              make_limits_filter(config.max_body_bytes)]
     if config.auth is not None and authenticator is not None:
         chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
                   make_route_match_filter(table), make_authz_filter(config.auth.policy, table)]
@@ -103,8 +112,11 @@ def build_authenticator(auth: AuthConfig) -> tuple[Authenticator, JwksClient | N
 def create_app(config: GatewayConfig, table: RouteTable,
                sink: Callable[[Exchange], object]) -> web.Application:
     authenticator, jwks = build_authenticator(config.auth) if config.auth else (None, None)
-    app = web.Application(middlewares=build_filter_chain(config, table, authenticator),
+    observer = Observer(table, access_log=config.access_log)
+    app = web.Application(middlewares=build_filter_chain(config, table, authenticator, observer),
                           client_max_size=config.max_body_bytes)
+    app[OBSERVER] = observer
+    app.cleanup_ctx.append(observer.ctx)
     if authenticator is not None:
         app[AUTHENTICATOR] = authenticator
     if jwks is not None:
@@ -126,6 +138,7 @@ def create_app(config: GatewayConfig, table: RouteTable,
     app.cleanup_ctx.append(pool_ctx)
     mirror = Mirror(table, pool, sink, config.mirror_max_in_flight, config.outlier)
     app[MIRROR] = mirror
+    observer.attach(mirror_stats=mirror.stats)
 
     async def mirror_ctx(_app: web.Application) -> AsyncIterator[None]:
         yield  # torn down before the pool: copies in flight may finish first
@@ -138,6 +151,9 @@ def create_app(config: GatewayConfig, table: RouteTable,
                          make_route_handler(table, pool, sink, mirror, config.outlier),
                          name="custom")
     app.router.add_get("/health", _health, name="health")
+    add_metrics_route(app, observer)
+    status.add_routes(app, observer)
+    catalog.add_routes(app, table, pool)
     return app
 
 

@@ -15,6 +15,7 @@ from storage import Exchange
 
 from .errors import NotFound, ServiceUnavailable, UpstreamConnectError, UpstreamError
 from .headers import response_headers, upstream_headers, upstream_path
+from .observe import COLD_START, SERVED_BY, UPSTREAM_SECONDS
 from .outlier import OutlierPolicy, is_failure_status, record
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable, pick_replica
@@ -74,18 +75,27 @@ async def hold_for_replica(dep: Deployment) -> None:
 
 async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
                   headers: dict[str, str], body: bytes,
-                  outlier: OutlierPolicy = DEFAULT_OUTLIER) -> tuple[UpstreamResponse, int]:
+                  outlier: OutlierPolicy = DEFAULT_OUTLIER,
+                  request: web.Request | None = None) -> tuple[UpstreamResponse, int]:
     """One request to a deployment (held through a cold start); the answer and the
-    upstream time in milliseconds. Counted for the autoscaler."""
+    upstream time in milliseconds. Counted for the autoscaler. With ``request``, the
+    metrics step finds on it who served it, the upstream time and any cold start."""
     dep.requests += 1
     dep.in_flight += 1
+    started = 0.0
+    if request is not None:
+        request[SERVED_BY] = dep
     try:
         if not dep.replicas:
+            if request is not None:
+                request[COLD_START] = True
             await hold_for_replica(dep)
         started = time.perf_counter()
         up = await send_to_deployment(pool, dep, method, path_qs, headers, body, outlier)
     finally:
         dep.in_flight -= 1
+        if started and request is not None:  # timed also when the replica failed
+            request[UPSTREAM_SECONDS] = time.perf_counter() - started
     return up, int((time.perf_counter() - started) * 1000)
 
 
@@ -101,7 +111,8 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
-        up, upstream_ms = await forward(pool, dep, request.method, path_qs, out, body, outlier)
+        up, upstream_ms = await forward(pool, dep, request.method, path_qs, out, body, outlier,
+                                        request)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
         sink(Exchange(

@@ -84,7 +84,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                        draw: Callable[[], float] = random.random,
                        ) -> Callable[[web.Request], object]:
     async def send(route: TrafficRoute, choice: Choice, usable: list[str], method: str,
-                   path_qs: str, out: dict[str, str], body: bytes,
+                   path_qs: str, out: dict[str, str], body: bytes, request: web.Request,
                    ) -> tuple[Deployment, Choice, UpstreamResponse, int]:
         tried: list[str] = []
         while True:
@@ -93,7 +93,8 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                 if dep is None:
                     raise ServiceUnavailable(f"model deployment {choice.target!r} of model "
                                              f"route {route.id!r} does not exist")
-                up, upstream_ms = await forward(pool, dep, method, path_qs, out, body, outlier)
+                up, upstream_ms = await forward(pool, dep, method, path_qs, out, body, outlier,
+                                                request)
                 return dep, choice, up, upstream_ms
             except (UpstreamConnectError, ServiceUnavailable):
                 if choice.assignment == OVERRIDE:
@@ -118,7 +119,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                   if (d := table.get(t.deployment_id)) is not None and d.usable(now)]
         first = _choose(request, route, usable, draw)
         dep, choice, up, upstream_ms = await send(route, first, usable, request.method,
-                                                  path_qs, out, body)
+                                                  path_qs, out, body, request)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
         headers[ROUTE_HEADER] = route.id

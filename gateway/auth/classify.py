@@ -5,6 +5,12 @@ before their handlers exist. A path no rule knows is ``unclassified``: it is
 authenticated, then left to routing (404); if some handler does serve it, only
 a principal granted the ``admin`` action may reach it — a new route is closed
 until it is classified here.
+
+Open (no token): ``/health``, ``/metrics``, and ``GET``/``HEAD`` of the browser pages'
+static files listed in ``PAGE_ASSETS`` — the same HTML, JavaScript and CSS for
+everyone, no data (a browser cannot send a bearer token when it loads a page; the
+page asks for a token and sends it on every data request). Every document and data
+endpoint under those prefixes stays authenticated.
 """
 
 from __future__ import annotations
@@ -16,6 +22,21 @@ from .policy import Access, Resource
 OPEN_PATHS = frozenset({"/health", "/metrics"})
 READ_PREFIXES = ("/swagger", "/service-catalog", "/status", "/openapi.json")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ASSET_METHODS = frozenset({"GET", "HEAD"})
+PAGE_ASSETS: dict[str, tuple[str, ...]] = {
+    "/swagger/": ("", "index.html", "index.css", "swagger-ui.css", "swagger-ui-bundle.js",
+                  "swagger-ui-standalone-preset.js", "swagger-initializer.js", "mlgate-token.js",
+                  "favicon-16x16.png", "favicon-32x32.png", "oauth2-redirect.html",
+                  "oauth2-redirect.js"),
+    "/service-catalog/": ("", "index.html", "catalog.js", "catalog.css", "mlgate-token.js",
+                          "swagger-ui-bundle.js", "swagger-ui.css"),
+    "/status/": ("", "index.html", "status.js", "status.css", "mlgate-token.js",
+                 "uPlot.iife.min.js", "uPlot.min.css"),
+}
+"""Each page's static files (``""``: the page itself). Exact names; nothing else is open."""
+OPEN_ASSETS = frozenset({prefix + name for prefix, names in PAGE_ASSETS.items()
+                         for name in names} | {prefix.rstrip("/") for prefix in PAGE_ASSETS})
+CATALOG_DOCUMENTS = "/service-catalog/api/models"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +71,14 @@ def _management(method: str, rest: str, kind: str) -> Classified:
                       id_from_body=not name)
 
 
+def is_open(method: str, path: str) -> bool:
+    """No authentication at all: health, metrics, and the pages' static files."""
+    return path in OPEN_PATHS or (method in ASSET_METHODS and path in OPEN_ASSETS)
+
+
 def classify(method: str, path: str, route_id: str | None = None) -> Classified:
     """``route_id``: the ModelRoute a routing step resolved ``/custom/...`` to, if any."""
-    if path in OPEN_PATHS:
+    if is_open(method, path):
         return OPEN
     rest = _under(path, "/model")
     if rest:
@@ -72,6 +98,10 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
     rest = _under(path, "/api/v1/model/route")
     if rest is not None:
         return _management(method, rest, "route")
+    rest = _under(path, CATALOG_DOCUMENTS)
+    if rest and method in READ_METHODS and "/" not in rest[1:]:
+        # one deployment's document in the catalog: the same right as /model/<id>/api/model/info
+        return Classified(Access("info", Resource("deployment", rest[1:])))
     if any(_under(path, p) is not None for p in READ_PREFIXES):
         return Classified(Access("read", Resource("path", path)))
     return Classified(Access("admin", Resource("path", path)), unclassified=True)

@@ -1,6 +1,6 @@
 """The authn and authz filters: thin shells over the authenticator, classifier and policy.
 
-authn: open paths (``/health``, ``/metrics``) pass; everything else needs
+authn: open paths (``/health``, ``/metrics``, the pages' static files) pass; everything else needs
 ``Authorization: Bearer <JWT>`` that verifies, else 401 with ``WWW-Authenticate``.
 The principal is left on the request under ``PRINCIPAL_KEY``.
 
@@ -21,7 +21,7 @@ from multidict import MultiMapping
 from ..errors import Handler
 from ..routing import RouteTable
 from .authenticator import Authenticator, Principal
-from .classify import OPEN_PATHS, classify
+from .classify import classify, is_open
 from .errors import AuthError, BadAuthRequest, Forbidden
 from .policy import Access, Decision, Policy, Resource, decide
 
@@ -50,7 +50,7 @@ def bearer_token(headers: MultiMapping[str]) -> str:
 def make_authn_filter(authenticator: Authenticator) -> Callable:
     @web.middleware
     async def authn(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
+        if not is_open(request.method, request.path):
             token = bearer_token(request.headers)
             request[PRINCIPAL_KEY] = await authenticator.authenticate(token)
         return await handler(request)

@@ -33,9 +33,11 @@ PROTECTED = [
     ("GET", "/api/v1/model/route"),
     ("POST", "/api/v1/model/route"),
     ("DELETE", "/api/v1/model/route/ab"),
-    ("GET", "/swagger/index.html"),
-    ("GET", "/service-catalog/"),
-    ("GET", "/status/"),
+    ("GET", "/swagger/openapi.json"),
+    ("GET", "/service-catalog/api/models"),
+    ("GET", "/service-catalog/api/models/wine-v1"),
+    ("GET", "/status/api/summary"),
+    ("POST", "/status/index.html"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
     ("GET", "/nowhere"),
@@ -63,7 +65,22 @@ def test_every_path_but_health_and_metrics_refuses_without_a_valid_token(stack, 
 def test_health_and_metrics_need_no_token(stack):
     with httpx.Client(base_url=stack.url, timeout=30) as client:
         assert client.get("/health").status_code == 200
-        assert client.get("/metrics").status_code != 401
+        assert client.get("/metrics").status_code == 200
+
+
+# The documented exception: the pages' static files (the same for everyone, no data).
+PAGES = ["/swagger/index.html", "/swagger/swagger-initializer.js", "/service-catalog/",
+         "/service-catalog/catalog.js", "/status/", "/status/status.js"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_the_pages_static_files_need_no_token_and_carry_no_data(stack, path):
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        resp = client.get(path)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].split(";")[0] in (
+        "text/html", "text/javascript", "application/javascript")
+    assert "wine-v1" not in resp.text  # nothing about the deployments is in a page file
 
 
 def test_the_signing_key_is_private_to_its_owner(stack):
