@@ -40,6 +40,7 @@ from gateway import (
 from gateway.app import OBSERVER
 from gateway.errors import set_error_format
 from gateway.limits import quiet_protocol_errors
+from gateway.observe import Observer
 from gateway.openapi import add_openapi_route
 from storage import (
     DEFAULT_REDACTED_HEADERS,
@@ -196,7 +197,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
         if settings.workers > 1:
             workers, orphans = await start_workers(settings, runner, table, reconciler.demand,
-                                                   port, config_file)
+                                                   port, config_file, app[OBSERVER])
         url = f"http://{host}:{port}"
         print(f"mlgate ready on {url}", flush=True)
         if on_ready is not None:
@@ -232,8 +233,9 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
 
 
 async def start_workers(settings: Settings, runner: web.AppRunner, table: RouteTable,
-                        demand: Callable[[str], None], port: int,
-                        config_file: str | None) -> tuple[WorkerPool, asyncio.Task[None]]:
+                        demand: Callable[[str], None], port: int, config_file: str | None,
+                        observer: Observer | None = None,
+                        ) -> tuple[WorkerPool, asyncio.Task[None]]:
     """The gateway workers of ``workers: N`` (:mod:`deploy.workers`): a private listener
     on 127.0.0.1 for what they forward, the workers themselves, and the upload of spools
     that workers of an earlier run with more of them left behind."""
@@ -245,7 +247,7 @@ async def start_workers(settings: Settings, runner: web.AppRunner, table: RouteT
                                                               settings.workers)]),
         name="mlgate-orphan-spools")
     pool = WorkerPool(settings.workers, table, worker_command(
-        config_file, settings.host, port, str(settings.data_path), primary), demand)
+        config_file, settings.host, port, str(settings.data_path), primary), demand, observer)
     try:
         await pool.start()
     except BaseException:

@@ -20,7 +20,8 @@ import uvloop
 from aiohttp import web
 
 from gateway import RouteTable, server_settings
-from gateway.errors import Handler
+from gateway.app import OBSERVER
+from gateway.errors import GatewayError, Handler, error_response
 from gateway.headers import HOP_BY_HOP
 from gateway.limits import quiet_protocol_errors
 from gateway.routing import Replica
@@ -31,7 +32,7 @@ from .cli import configure_logging
 from .config import ConfigError, load_settings
 from .keys import build_auth_config
 from .up import build_app, build_limits, build_writer
-from .worker_link import LOAD_INTERVAL, Link, apply_snapshot, load_report
+from .worker_link import LOAD_INTERVAL, OBSERVED_EVERY, Link, apply_snapshot, load_report
 from .workers import worker_spool_dir
 
 log = logging.getLogger("mlgate.worker")
@@ -46,7 +47,8 @@ def served_here(path: str) -> bool:
 
 
 def make_forward_filter(pool: UpstreamPool, primary: Replica) -> Callable:
-    """Everything a worker does not serve goes to the primary, as it came."""
+    """Everything a worker does not serve goes to the primary, as it came. Outermost, so
+    the primary alone observes, logs and answers those requests."""
 
     @web.middleware
     async def forward_to_primary(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -57,8 +59,12 @@ def make_forward_filter(pool: UpstreamPool, primary: Replica) -> Callable:
         if peer:
             given = request.headers.get("X-Forwarded-For")
             headers["X-Forwarded-For"] = f"{given}, {peer}" if given else peer
-        body = await request.read() if request.body_exists else b""
-        up = await pool.send(primary, request.method, request.raw_path, headers, body)
+        try:
+            body = await request.read() if request.body_exists else b""
+            up = await pool.send(primary, request.method, request.raw_path, headers, body)
+        except GatewayError as exc:
+            return error_response(exc.status, f"the primary mlgate process: {exc.message}",
+                                  exc.kind, exc.headers)
         out = [(k, v) for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP]
         response = web.Response(status=up.status, body=up.body or None)
         for name, value in out:
@@ -89,7 +95,8 @@ async def run_worker(args: argparse.Namespace) -> int:
     forward_pool = UpstreamPool(Timeouts(connect=settings.gateway.connect_timeout,
                                          read=settings.gateway.read_timeout))
     app = build_app(settings, table, writer, build_auth_config(settings), store=None)
-    app.middlewares.insert(1, make_forward_filter(forward_pool, primary))  # after errors
+    app.middlewares.insert(0, make_forward_filter(forward_pool, primary))
+    observer = app[OBSERVER]
 
     async def forward_pool_ctx(_app: web.Application):
         await forward_pool.start()
@@ -124,9 +131,13 @@ async def run_worker(args: argparse.Namespace) -> int:
                     link.send("ready")
 
     async def report() -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(LOAD_INTERVAL)
             link.send("load", load_report(table))
+            ticks += 1
+            if ticks % OBSERVED_EVERY == 0:
+                link.send("observed", observer.peer_report())
 
     tasks = [asyncio.create_task(follow(), name="follow-primary"),
              asyncio.create_task(report(), name="report-load")]

@@ -11,6 +11,7 @@ Worker -> primary:
     ("ready",)                      listening, first table applied
     ("demand", deployment_id)       a request found no replica (cold start)
     ("load", {id: (requests, in_flight)})   every ``LOAD_INTERVAL`` seconds
+    ("observed", gateway.peers.PeerReport)   once a second
 
 The snapshot functions are pure, so they are tested without processes.
 """
@@ -28,6 +29,9 @@ from gateway import RouteTable
 from gateway.traffic import TrafficRoute
 
 LOAD_INTERVAL = 0.25
+OBSERVED_EVERY = 4
+"""A ``("observed", PeerReport)`` (metrics, status windows, writer counters) every
+``OBSERVED_EVERY`` load reports: once a second."""
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 << 20
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway import RouteTable
+from gateway.observe import Observer
 from storage import RecordWriter
 
 from .replica_process import _die_with_parent
@@ -97,8 +98,10 @@ class WorkerPool:
     """The primary's side: start, feed, watch and stop the gateway workers."""
 
     def __init__(self, count: int, table: RouteTable, command: list[str],
-                 demand: Callable[[str], None] | None = None) -> None:
+                 demand: Callable[[str], None] | None = None,
+                 observer: Observer | None = None) -> None:
         self.table = table
+        self.observer = observer
         self.command = command
         self.demand = demand
         self.workers = [_Worker(i) for i in range(1, count)]
@@ -214,6 +217,8 @@ class WorkerPool:
                 self.demand(message[1])
         elif kind == "load":
             self._take_load(w, message[1])
+        elif kind == "observed" and self.observer is not None:
+            self.observer.take_peer(w.index, message[1])
 
     def _take_load(self, w: _Worker, load: dict[str, tuple[int, int]]) -> None:
         """Fold one worker's report into the primary's entries: request counts as
@@ -231,6 +236,8 @@ class WorkerPool:
             entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0))[1] for x in self.workers)
 
     def _forget_load(self, w: _Worker) -> None:
+        if self.observer is not None:
+            self.observer.peers.retire(w.index)
         w.load = {}
         for key in [k for k in self._last_requests if k[0] == w.index]:
             del self._last_requests[key]
