@@ -262,7 +262,7 @@ def start_mlgate(data_dir: Path, upstream: str, workers: int) -> tuple[Service, 
     if workers > 1:
         cmd += ["--workers", str(workers)]
     service = Service("mlgate", cmd, data_dir.parent / "mlgate.log",
-                      env={"MLGATE_LOG_LEVEL": "warning"}, ready_line="mlgate ready on ").start()
+                      ready_line="mlgate ready on ").start()
     url = service.line.removeprefix("mlgate ready on ")
     settings = load_settings(None, env={}, overrides={"data_dir": str(data_dir)})
     token = mint_token(settings.auth, settings.data_path, roles=["data_scientist"],

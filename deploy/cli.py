@@ -18,8 +18,9 @@ from .models import ModelDeployment
 
 def configure_logging(level: str, fmt: str = "text") -> None:
     """Log lines on stderr; ``fmt`` ``json`` (``logging.format``) writes one object a line."""
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway.access_log import TEXT_FORMAT
+
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=TEXT_FORMAT)
     if fmt == "json":
         from gateway.access_log import JsonFormatter
 
