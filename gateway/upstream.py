@@ -101,10 +101,7 @@ class UpstreamPool:
 
     async def _send(self, replica: Replica, method: str, request: bytes) -> UpstreamResponse:
         key = (replica.host, replica.port)
-        conn = self._reuse(key)
-        reused = conn is not None
-        if conn is None:
-            conn = await self._connect(replica)
+        conn, reused = await self._acquire(replica, key)
         while True:
             self._busy.add(conn)
             try:
@@ -154,12 +151,22 @@ class UpstreamPool:
             self._open -= 1
         return None
 
+    async def _acquire(self, replica: Replica,
+                       key: tuple[str, int]) -> tuple[Connection, bool]:
+        """An idle connection to ``replica`` (True), or a new one (False) within ``limit``:
+        at the limit, an idle connection to another replica is closed, else the request
+        waits for one to be released."""
+        while True:
+            conn = self._reuse(key)
+            if conn is not None:
+                return conn, True
+            if self._open < self._limit or self._close_one_idle():
+                return await self._connect(replica), False
+            waiter = self._loop.create_future()  # type: ignore[union-attr]
+            self._slot_waiters.append(waiter)
+            await waiter
+
     async def _connect(self, replica: Replica) -> Connection:
-        while self._open >= self._limit:
-            if not self._close_one_idle():
-                waiter = self._loop.create_future()  # type: ignore[union-attr]
-                self._slot_waiters.append(waiter)
-                await waiter
         self._open += 1
         try:
             async with asyncio.timeout(self.timeouts.connect):
