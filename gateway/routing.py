@@ -26,11 +26,15 @@ class Replica:
 
 @dataclass(slots=True, eq=False)
 class Deployment:
+    """``documents``: JSON bodies the gateway answers itself for ``GET <path>`` instead of
+    forwarding (e.g. ``/api/model/info`` of an inference server that has no such route)."""
+
     id: str
     model_name: str
     model_version: str
     replicas: list[Replica] = field(default_factory=list)
     in_flight: int = 0
+    documents: dict[str, bytes] = field(default_factory=dict)
 
 
 _tiebreak = itertools.count()
@@ -67,6 +71,9 @@ class RouteTable:
         else:
             dep.model_name, dep.model_version = model_name, model_version
         return dep
+
+    def set_documents(self, deployment_id: str, documents: dict[str, bytes]) -> None:
+        self._deployments[deployment_id].documents = dict(documents)
 
     def set_replicas(self, deployment_id: str, addresses: Iterable[tuple[str, int]]) -> None:
         """Replace the replica list, keeping the counters of replicas that stay."""
