@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -63,6 +63,11 @@ class ReplicaProcess:
     log_path: Path
     model_name: str = ""
     model_version: str = ""
+    # answers the gateway gives itself for GET <path> (see gateway.routing.Deployment)
+    documents: dict[str, bytes] = field(default_factory=dict)
+
+    async def cleanup(self) -> None:
+        """Runs after the process is reaped; replicas that leave things behind override it."""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -143,5 +148,6 @@ async def stop_replica(replica: ReplicaProcess, timeout: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+    await replica.cleanup()
     log.info("replica %s-%d stopped (exit %s)", replica.deployment_id, replica.index,
              proc.returncode)

@@ -41,6 +41,7 @@ from .local_runtime import (
     stop_replica,
 )
 from .models import STATE_READY, ModelDeployment
+from .triton_replica import start_triton_replica
 
 log = logging.getLogger("mlgate")
 
@@ -93,8 +94,9 @@ async def start_deployment(settings: Settings, dep: ModelDeployment,
         raise ReplicaStartError(f"deployment {dep.id}: {exc}") from exc
     count = max(1, dep.spec.min_replicas)
     logs = settings.data_path / "logs"
+    start = start_triton_replica if dep.spec.predictor == "triton" else start_replica
     results = await asyncio.gather(*(
-        start_replica(dep.id, i, model_path, logs, settings.local.replica_start_timeout)
+        start(dep.id, i, model_path, logs, settings.local.replica_start_timeout)
         for i in range(count)), return_exceptions=True)
     started = [r for r in results if isinstance(r, ReplicaProcess)]
     failures = [r for r in results if isinstance(r, BaseException)]
@@ -105,6 +107,7 @@ async def start_deployment(settings: Settings, dep: ModelDeployment,
     first = started[0]
     table.upsert(dep.id, first.model_name or dep.id, first.model_version or "1.0")
     table.set_replicas(dep.id, [r.address for r in started])
+    table.set_documents(dep.id, first.documents)
     dep.status.state = STATE_READY
     dep.status.replicas = dep.status.available_replicas = len(started)
     dep.status.model_name, dep.status.model_version = first.model_name, first.model_version
