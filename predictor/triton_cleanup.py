@@ -8,9 +8,10 @@ shared-memory segments in ``/dev/shm``: the Python backend's region
 A clean stop removes them all. A SIGKILL of the whole tree does not, and a
 ``tritonserver`` whose parent died may stay behind.
 
-So the binding process keeps a small record in its state directory — its pid,
-its PyTriton workspace and every ``/dev/shm`` segment its process tree has mapped
-— and :func:`reap` uses it, once the binding process is gone, to kill orphans
+So the binding process keeps a small record in its state directory — its pid
+and every ``/dev/shm`` segment its process tree has mapped — and :func:`reap`
+uses it, with the PyTriton workspace that belongs to the state directory
+(:func:`workspace_path`), once the binding process is gone, to kill orphans
 that still run out of that workspace, unlink those segments and delete the
 workspace. It runs at the next start of the replica and after every stop.
 """
@@ -18,11 +19,13 @@ workspace. It runs at the next start of the replica and after every stop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import shutil
 import signal
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,8 @@ PID_FILE = "binding.json"
 SEGMENTS_FILE = "segments.json"
 READY_FILE = "replica.json"
 OPENAPI_FILE = "openapi.json"
-WORKSPACE = "workspace"
+WORKSPACE_PREFIX = "mlgate-triton-"
+MAX_TEMP_DIR_LENGTH = 32
 BINDING_MODULE = "predictor.triton_server"
 
 
@@ -67,9 +71,24 @@ def read_json(path: Path) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def workspace_path(state_dir: Path) -> Path:
+    """PyTriton's workspace for a replica: a short path in the temp directory.
+
+    PyTriton puts Unix sockets in its workspace, and a socket path has at most 107
+    bytes, which a workspace under a deep data dir exceeds ("AF_UNIX path too long").
+    The name is derived from the state directory, so it is found again after a crash.
+    """
+    digest = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
+    base = tempfile.gettempdir()
+    if len(base) > MAX_TEMP_DIR_LENGTH:
+        base = "/tmp"
+    return Path(base) / f"{WORKSPACE_PREFIX}{digest}"
+
+
 def record_binding(state_dir: Path, pid: int) -> None:
     """Written by the binding process before it starts anything that could leak."""
-    write_json_atomic(state_dir / PID_FILE, {"pid": pid, "workspace": str(state_dir / WORKSPACE)})
+    write_json_atomic(state_dir / PID_FILE,
+                      {"pid": pid, "workspace": str(workspace_path(state_dir))})
 
 
 def shm_names_mapped(pids: Iterable[int]) -> set[str]:
@@ -131,7 +150,7 @@ def reap(state_dir: Path, *, skip_pid: int | None = None) -> Reaped:
         log.warning("binding process %d still serves %s; not cleaning", pid, state_dir)
         result.busy_pid = pid
         return result
-    workspace = state_dir / WORKSPACE
+    workspace = workspace_path(state_dir)
     orphans = [p for p in _orphans(workspace) if p.pid != skip_pid]
     for proc in orphans:
         with contextlib.suppress(psutil.Error):

@@ -47,11 +47,11 @@ import psutil
 from predictor.triton_cleanup import (
     OPENAPI_FILE,
     READY_FILE,
-    WORKSPACE,
     reap,
     record_binding,
     record_segments,
     shm_names_mapped,
+    workspace_path,
     write_json_atomic,
 )
 
@@ -305,7 +305,7 @@ def start(binding: Binding, args: argparse.Namespace, state_dir: Path,
     """
     for attempt in range(1, PORT_ATTEMPTS + 1):
         port = args.http_port or free_port(args.host)
-        triton = make_triton(binding, args.host, port, state_dir / WORKSPACE,
+        triton = make_triton(binding, args.host, port, workspace_path(state_dir),
                              args.max_batch_size)
         watcher.arm()
         try:
@@ -377,11 +377,16 @@ def serve(binding: Binding, args: argparse.Namespace, state_dir: Path) -> int:
         reap(state_dir, skip_pid=os.getpid())
 
 
-def _last_error_line(text: str) -> str:
-    for line in reversed(text.splitlines()):
-        if line.startswith("E") or "error" in line.lower():
-            return line.strip()
-    return ""
+def _last_error_line(text: str, limit: int = 400) -> str:
+    """The most telling error of a tritonserver log: a model that failed to load, else
+    the last error line; shortened, with the log's escaped newlines shown as " | "."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    chosen = next((ln for ln in reversed(lines) if "failed to load" in ln), None)
+    if chosen is None:
+        chosen = next((ln for ln in reversed(lines)
+                       if (ln[:1] == "E" and ln[1:5].isdigit()) or "error" in ln.lower()), "")
+    chosen = chosen.replace("\\n", " | ")
+    return chosen if len(chosen) <= limit else chosen[: limit - 3] + "..."
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,11 +11,11 @@ from predictor.triton_cleanup import (
     PID_FILE,
     SEGMENTS_FILE,
     SHM_DIR,
-    WORKSPACE,
     reap,
     record_binding,
     record_segments,
     shm_names_mapped,
+    workspace_path,
 )
 
 
@@ -27,7 +27,8 @@ def dead_pid() -> int:
 
 def test_reap_kills_orphans_unlinks_segments_and_removes_the_workspace(tmp_path):
     state = tmp_path / "wine-0"
-    workspace = state / WORKSPACE / "tritonserver" / "bin"
+    state.mkdir()
+    workspace = workspace_path(state) / "tritonserver" / "bin"
     workspace.mkdir(parents=True)
     binding_pid = dead_pid()
     record_binding(state, binding_pid)
@@ -46,7 +47,7 @@ def test_reap_kills_orphans_unlinks_segments_and_removes_the_workspace(tmp_path)
         assert not psutil.pid_exists(orphan.pid)
         assert sorted(done.unlinked) == sorted([recorded.name, backend_name])
         assert not (SHM_DIR / recorded.name).exists() and not (SHM_DIR / backend_name).exists()
-        assert done.workspace_removed and not (state / WORKSPACE).exists()
+        assert done.workspace_removed and not workspace_path(state).exists()
         assert not (state / SEGMENTS_FILE).exists() and not (state / PID_FILE).exists()
         assert not reap(state)  # nothing left the second time
     finally:
@@ -59,18 +60,27 @@ def test_reap_kills_orphans_unlinks_segments_and_removes_the_workspace(tmp_path)
 
 def test_reap_leaves_a_live_binding_process_alone(tmp_path):
     state = (tmp_path / "wine-0").resolve()
-    (state / WORKSPACE).mkdir(parents=True)
+    state.mkdir()
+    workspace_path(state).mkdir(parents=True)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
                              "predictor.triton_server", "--state-dir", str(state)])
     try:
         record_binding(state, live.pid)
         done = reap(state)
         assert done.busy_pid == live.pid and not done
-        assert (state / WORKSPACE).exists() and psutil.pid_exists(live.pid)
+        assert workspace_path(state).exists() and psutil.pid_exists(live.pid)
         assert reap(state, skip_pid=live.pid).workspace_removed
     finally:
         live.kill()
         live.wait()
+        reap(state)
+
+
+def test_workspaces_have_short_paths_for_unix_sockets(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 6) / "triton" / "wine-0"
+    assert len(str(workspace_path(deep))) < 48
+    assert workspace_path(deep) == workspace_path(deep)
+    assert workspace_path(deep) != workspace_path(deep.parent / "wine-1")
 
 
 def test_segment_record_only_grows(tmp_path):
