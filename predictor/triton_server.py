@@ -70,6 +70,17 @@ class _TritonDied(Exception):
     """tritonserver exited before it was ready."""
 
 
+class ModelFailed(Exception):
+    """The model raised; raised ``from None`` so that the client sees this short message
+    (PyTriton sends the formatted exception, which would otherwise quote the model's
+    whole traceback)."""
+
+
+def _brief(err: BaseException, limit: int = 500) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m predictor.triton_server",
@@ -134,7 +145,12 @@ def prepare(model_uri: str, name: str | None, version: str | None) -> Binding:
     dtype = plan.dtype if layout.single else None
 
     def infer(**tensors: Any) -> dict:
-        return output_tensors(predict(model_input(layout, tensors, dtype, plan.layout)), outputs)
+        try:
+            prediction = predict(model_input(layout, tensors, dtype, plan.layout))
+            return output_tensors(prediction, outputs)
+        except Exception as err:
+            log.warning("model failed: %s", _brief(err))
+            raise ModelFailed(f"model failed: {_brief(err)}") from None
 
     return Binding(triton_model_name(model.name), triton_model_version(model.version),
                    model.version, layout, outputs, infer, request)

@@ -132,6 +132,13 @@ def test_errors_come_back_as_triton_json(http, client, stack):
         tensor.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32))
         client.infer("wine", [tensor], headers=stack.headers)
     assert err.value.status() == "400"
+    nan = triton_http.InferInput("input0", [1, 11], "FP32")
+    nan.set_data_from_numpy(np.full((1, 11), np.nan, dtype=np.float32), binary_data=True)
+    with pytest.raises(InferenceServerException) as err:
+        client.infer("wine", [nan], headers=stack.headers)
+    assert err.value.status() == "500"
+    assert "model failed: Input X contains NaN" in err.value.message()
+    assert "sklearn/utils/validation.py" not in err.value.message()  # not the model traceback
     gone = http.post("/model/no-such-deployment/v2/models/wine/infer", json=infer_json(ROWS))
     assert gone.status_code == 404 and "no-such-deployment" in gone.json()["message"]
 
