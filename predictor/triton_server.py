@@ -39,7 +39,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psutil
@@ -54,6 +54,9 @@ from predictor.triton_cleanup import (
     workspace_path,
     write_json_atomic,
 )
+
+if TYPE_CHECKING:
+    from predictor.triton_tensors import InputLayout, TensorSpec
 
 log = logging.getLogger("predictor.triton")
 
@@ -109,8 +112,8 @@ class Binding:
     model_name: str  # Triton's name for the model
     model_version: int
     mlflow_version: str
-    layout: Any  # triton_tensors.InputLayout
-    outputs: tuple  # triton_tensors.TensorSpec, ...
+    layout: InputLayout
+    outputs: tuple[TensorSpec, ...]
     infer: Callable[..., dict]
     example_request: dict | None
 
