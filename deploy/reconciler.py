@@ -78,6 +78,7 @@ class Publish:
     unavailable: str
     cold_start_timeout: float
     role_name: str | None = None
+    documents: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
         dep.id, status.model_name or dep.id, status.model_version or "unknown",
         observed.endpoints if observed is not None else (),
         status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout,
-        dep.spec.role_name))
+        dep.spec.role_name, observed.documents if observed is not None else ()))
     return actions
 
 
@@ -250,6 +251,8 @@ class Reconciler:
             self.table.upsert(dep_id, action.model_name, action.model_version,
                               role_name=action.role_name)
         entry.cold_start_timeout = action.cold_start_timeout
+        if tuple(sorted(entry.documents.items())) != action.documents:
+            self.table.set_documents(dep_id, dict(action.documents))
         if tuple(r.address for r in entry.replicas) != tuple(
                 f"{h}:{p}" for h, p in action.endpoints):
             self.table.set_replicas(dep_id, action.endpoints)

@@ -52,6 +52,8 @@ class Observed:
     """Where traffic may go now (ready replicas, possibly of the previous generation)."""
     model_name: str = ""
     model_version: str = ""
+    documents: tuple[tuple[str, bytes], ...] = ()
+    """``(path, JSON body)`` the gateway answers itself (a Triton model's ``/api/model/info``)."""
     failure: str = ""
     """Why the runtime gave up on ``generation`` (a :class:`GiveUp` message)."""
     problem: str = ""

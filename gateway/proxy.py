@@ -10,16 +10,31 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from storage import Exchange
 
 from .errors import NotFound, ServiceUnavailable, UpstreamConnectError
-from .headers import response_headers, upstream_headers, upstream_path
+from .headers import (
+    decoded_request_encoding,
+    response_headers,
+    upstream_headers,
+    upstream_path,
+)
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable, pick_replica
 from .upstream import UpstreamPool, UpstreamResponse
 
 RecordSink = Callable[[Exchange], object]
+DOCUMENT_HEADERS = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+
+
+def local_document(dep: Deployment, method: str, path_qs: str) -> UpstreamResponse | None:
+    """The deployment's own answer for ``GET``/``HEAD`` of a documented path, if any."""
+    if method not in ("GET", "HEAD") or not dep.documents:
+        return None
+    body = dep.documents.get(path_qs.partition("?")[0])
+    return UpstreamResponse(200, DOCUMENT_HEADERS, body) if body is not None else None
 
 
 async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
@@ -73,24 +88,31 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
-        dep.requests += 1
-        dep.in_flight += 1
-        try:
-            if not dep.replicas:
-                await hold_for_replica(dep)
-            started = time.perf_counter()
-            up = await send_to_deployment(pool, dep, request.method, path_qs, out, body)
-        finally:
-            dep.in_flight -= 1
+        started = time.perf_counter()
+        up = local_document(dep, request.method, path_qs)
+        if up is None:
+            dep.requests += 1
+            dep.in_flight += 1
+            try:
+                if not dep.replicas:
+                    await hold_for_replica(dep)
+                    started = time.perf_counter()
+                    up = local_document(dep, request.method, path_qs)  # known once one ran
+                if up is None:
+                    up = await send_to_deployment(pool, dep, request.method, path_qs, out, body)
+            finally:
+                dep.in_flight -= 1
         upstream_ms = int((time.perf_counter() - started) * 1000)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
+        decoded = decoded_request_encoding(request.headers)
         sink(Exchange(
             request_id=request_id, model_name=dep.model_name, model_version=dep.model_version,
             method=request.method, uri=request.raw_path, upstream_path=path_qs,
             host=request.host, scheme=request.scheme, request_headers=request.headers.items(),
             request_body=body, status=up.status, response_headers=headers.items(),
             response_body=up.body, when=datetime.now(UTC),
+            extra={"request_content_decoded": decoded} if decoded else None,
         ))
         return web.Response(status=up.status, body=up.body, headers=headers)
 

@@ -91,3 +91,11 @@ def test_deleting_stops_then_removes():
     assert reconcile(deleting, Observed(3, replicas=1), 0, True, POLICY, "t") == [
         Unpublish("wine"), Delete("wine")]
     assert reconcile(deleting, None, 0, True, POLICY, "t") == [Unpublish("wine"), Remove("wine")]
+
+
+def test_documents_of_the_replicas_are_published():
+    info = (("/api/model/info", b'{"openapi": "3.0.3"}'),)
+    observed = Observed(3, replicas=1, available=1, endpoints=(("127.0.0.1", 9),),
+                        model_name="wine", model_version="1", documents=info)
+    assert of(reconcile(dep(), observed, 1, False, POLICY, "now"), Publish)[0].documents == info
+    assert of(reconcile(dep(), None, 1, False, POLICY, "now"), Publish)[0].documents == ()
