@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import uvloop
 
+from . import cli_sidecar
 from .config import ConfigError, Settings, load_settings
 from .manifest import ManifestError, load_deployments
 from .models import ModelDeployment
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_up_parser(sub)
+    cli_sidecar.add_parser(sub)
     return parser
 
 

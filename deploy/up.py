@@ -1,5 +1,9 @@
 """``mlgate up``: API, gateway and feedback on one port, replicas as local processes.
 
+With ``runtime: kubernetes`` nothing runs locally: each deployment is applied to the
+cluster (``KubernetesRuntime``) and the gateway routes to its Service; shutdown leaves
+the cluster's objects in place.
+
 Start-up order: storage writer, replicas (healthy), then the listening socket,
 then exactly one line ``mlgate ready on http://HOST:PORT`` on stdout.
 Shutdown (SIGTERM/SIGINT): stop accepting and finish in-flight requests, stop
@@ -24,6 +28,8 @@ from gateway.errors import set_error_format
 from storage import DEFAULT_REDACTED_HEADERS, LocalBackend, RecordWriter, WriterConfig
 
 from .config import Settings
+from .k8s_client import KubeError, KubeRejected
+from .k8s_runtime import KubernetesRuntime
 from .local_runtime import (
     ReplicaProcess,
     ReplicaStartError,
@@ -95,6 +101,26 @@ async def start_deployment(settings: Settings, dep: ModelDeployment,
     return started
 
 
+async def start_kubernetes(settings: Settings, deployments: Sequence[ModelDeployment],
+                           table: RouteTable) -> KubernetesRuntime:
+    """``runtime: kubernetes``: apply each deployment; the runtime routes to its Service.
+
+    The seam for the management API's reconciler: it calls ``runtime.apply``/``delete``.
+    """
+    runtime = KubernetesRuntime(settings.kubernetes, table)
+    await runtime.start()
+    try:
+        for dep in deployments:
+            try:
+                await runtime.apply(dep)
+            except ValueError as exc:
+                raise KubeRejected(f"deployment {dep.id}: {exc}") from exc
+    except BaseException:
+        await runtime.close()
+        raise
+    return runtime
+
+
 async def run(settings: Settings, deployments: Sequence[ModelDeployment],
               on_ready: Callable[[str], None] | None = None) -> int:
     """Run the stack until SIGTERM/SIGINT; the exit code for the process."""
@@ -107,11 +133,15 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     writer = build_writer(settings)
     await writer.start()
     replicas: dict[str, list[ReplicaProcess]] = {}
+    kube: KubernetesRuntime | None = None
     runner: web.AppRunner | None = None
     code = 0
     try:
-        starting = asyncio.gather(*(start_deployment(settings, d, table) for d in deployments),
-                                  return_exceptions=True)
+        if settings.runtime == "kubernetes":
+            starting = asyncio.ensure_future(start_kubernetes(settings, deployments, table))
+        else:
+            starting = asyncio.gather(*(start_deployment(settings, d, table)
+                                        for d in deployments), return_exceptions=True)
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
@@ -121,14 +151,17 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
             log.info("stopped while starting")
             return 0
         stopped.cancel()
-        failures = []
-        for dep, result in zip(deployments, starting.result(), strict=True):
-            if isinstance(result, BaseException):
-                failures.append(result)
-            else:
-                replicas[dep.id] = result
-        if failures:
-            raise failures[0]
+        if settings.runtime == "kubernetes":
+            kube = starting.result()
+        else:
+            failures = []
+            for dep, result in zip(deployments, starting.result(), strict=True):
+                if isinstance(result, BaseException):
+                    failures.append(result)
+                else:
+                    replicas[dep.id] = result
+            if failures:
+                raise failures[0]
         app = build_app(settings, table, writer)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15)
         await runner.setup()
@@ -142,7 +175,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
             on_ready(url)
         await stop.wait()
         log.info("shutting down")
-    except ReplicaStartError as exc:
+    except (ReplicaStartError, KubeError) as exc:
         log.error("%s", exc)
         print(f"mlgate: {exc}", file=sys.stderr, flush=True)
         code = 1
@@ -152,6 +185,8 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     finally:
         if runner is not None:
             await runner.cleanup()
+        if kube is not None:
+            await kube.close()  # the deployments stay: a cluster outlives the gateway
         await asyncio.gather(*(stop_replica(r, settings.local.replica_stop_timeout)
                                for group in replicas.values() for r in group))
         await writer.close()

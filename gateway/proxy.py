@@ -27,8 +27,13 @@ async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, p
     """Send to the least-loaded replica; on a connect failure try the next one."""
     tried = []
     last_error: UpstreamConnectError | None = None
+    held = False
     while True:
         replica = pick_replica(dep.replicas, tried)
+        if replica is None and not tried and not held and dep.activation_timeout > 0:
+            held = True  # scaling from zero: hold the request until a replica is published
+            if await dep.wait_for_replica():
+                continue
         if replica is None:
             if last_error is not None:
                 raise last_error
@@ -47,14 +52,17 @@ async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, p
         return response
 
 
-def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
-                       sink: RecordSink) -> Callable[[web.Request], object]:
+def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
+                       deployment_id: str | None = None) -> Callable[[web.Request], object]:
+    """``/model/<id>/...``; with ``deployment_id`` (a sidecar) every path goes to that one."""
+
     async def proxy(request: web.Request) -> web.Response:
-        dep_id = request.match_info["deployment"]
+        dep_id = deployment_id or request.match_info["deployment"]
         dep = table.get(dep_id)
         if dep is None:
             raise NotFound(f"model deployment {dep_id!r} not found")
-        path_qs = upstream_path(request.raw_path, f"/model/{dep_id}")
+        mount = "" if deployment_id else f"/model/{dep_id}"
+        path_qs = upstream_path(request.raw_path, mount)
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)

@@ -7,6 +7,7 @@ replicas' outstanding-request counts.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,17 @@ class Deployment:
     model_version: str
     replicas: list[Replica] = field(default_factory=list)
     in_flight: int = 0
+    # > 0: a request finding no replica waits this long for one (scale from zero).
+    activation_timeout: float = 0.0
+    has_replicas: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    async def wait_for_replica(self) -> bool:
+        """Wait up to ``activation_timeout`` for a first replica; False when none came."""
+        try:
+            await asyncio.wait_for(self.has_replicas.wait(), self.activation_timeout)
+        except TimeoutError:
+            return False
+        return bool(self.replicas)
 
 
 _tiebreak = itertools.count()
@@ -73,6 +85,10 @@ class RouteTable:
         dep = self._deployments[deployment_id]
         known = {(r.host, r.port): r for r in dep.replicas}
         dep.replicas = [known.get(a) or Replica(*a) for a in addresses]
+        if dep.replicas:
+            dep.has_replicas.set()
+        else:
+            dep.has_replicas.clear()
 
     def remove(self, deployment_id: str) -> None:
         self._deployments.pop(deployment_id, None)
