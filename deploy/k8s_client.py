@@ -32,11 +32,7 @@ from typing import Any
 
 import httpx2
 from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
-from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
-from lightkube.resources.core_v1 import Event, Pod, Service
-from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.generic_resource import GenericNamespacedResource, create_api_info
 from lightkube.types import CascadeType, OnErrorAction, OnErrorResult, PatchType
 
 from .config import KubernetesSettings
@@ -48,16 +44,28 @@ Kind = tuple[str, str]  # (apiVersion, kind)
 POD: Kind = ("v1", "Pod")
 EVENT: Kind = ("v1", "Event")
 
-ScaledObject = create_namespaced_resource("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects")
+
+
+def _resource_class(group: str, version: str, kind: str, plural: str) -> type:
+    """A lightkube resource whose objects are plain dicts (no model, no strict decoding).
+
+    Not put in lightkube's global registry, so nothing else in the process is affected.
+    """
+    return type(kind, (GenericNamespacedResource,),
+                {"_api_info": create_api_info(group, version, kind, plural)})
+
 
 RESOURCES: dict[Kind, type] = {
-    ("apps/v1", "Deployment"): Deployment,
-    ("v1", "Service"): Service,
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): HorizontalPodAutoscaler,
-    ("policy/v1", "PodDisruptionBudget"): PodDisruptionBudget,
-    ("keda.sh/v1alpha1", "ScaledObject"): ScaledObject,
-    POD: Pod,
-    EVENT: Event,
+    ("apps/v1", "Deployment"): _resource_class("apps", "v1", "Deployment", "deployments"),
+    ("v1", "Service"): _resource_class("", "v1", "Service", "services"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): _resource_class(
+        "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    ("policy/v1", "PodDisruptionBudget"): _resource_class(
+        "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ("keda.sh/v1alpha1", "ScaledObject"): _resource_class(
+        "keda.sh", "v1alpha1", "ScaledObject", "scaledobjects"),
+    POD: _resource_class("", "v1", "Pod", "pods"),
+    EVENT: _resource_class("", "v1", "Event", "events"),
 }
 
 WATCH_SERVER_TIMEOUT = 290  # seconds; the API closes the stream, the client resumes it
@@ -103,7 +111,12 @@ def _error(exc: Exception, what: str) -> KubeError:
     if isinstance(exc, httpx2.HTTPStatusError):
         code = exc.response.status_code
         cls = KubeUnavailable if code >= 500 or code == 429 else KubeRejected
-        return cls(f"{what}: HTTP {code}", code)
+        try:
+            body = exc.response.json()
+        except ValueError:
+            body = {}
+        detail = body.get("message") if isinstance(body, dict) else None
+        return cls(f"{what}: {detail or f'HTTP {code}'}", code)
     return KubeUnavailable(f"{what}: {exc.__class__.__name__}: {exc}")
 
 
@@ -137,7 +150,7 @@ def _resource(kind: Kind) -> type:
 
 
 def _as_dict(obj: Any, kind: Kind) -> Manifest:
-    data = dict(obj) if isinstance(obj, dict) else obj.to_dict()
+    data = dict(obj)  # list items come without apiVersion and kind
     data["apiVersion"], data["kind"] = kind
     return data
 
@@ -237,5 +250,9 @@ class KubeClient:
                     await asyncio.sleep(backoff)
             except httpx2.HTTPError as exc:
                 log.warning("watching %s: %s; listing again in %.1fs", kind[1], exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception:  # an undecodable event must not end the watch for good
+                log.exception("watching %s failed; listing again in %.1fs", kind[1], backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)

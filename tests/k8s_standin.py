@@ -71,6 +71,12 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """JSON as the API server sends it (``application/json``, no charset parameter)."""
+    return web.Response(body=json.dumps(body).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
+
+
 def status_body(code: int, reason: str, message: str) -> Obj:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -82,7 +88,7 @@ class ApiFailure(Exception):
         self.code, self.reason, self.message = code, reason, message
 
     def response(self) -> web.Response:
-        return web.json_response(status_body(self.code, self.reason, self.message),
+        return json_response(status_body(self.code, self.reason, self.message),
                                  status=self.code)
 
 
@@ -212,6 +218,7 @@ class Store:
         self.expired_before = 0
         self.watchers: list[Watcher] = []
         self.requests: list[Request] = []
+        self.quiet = False  # changes reach no watcher (see StandIn.miss_events)
 
     def resource(self, group: str, version: str, plural: str) -> tuple[str, str, str]:
         key = (group, version, plural)
@@ -227,6 +234,8 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(self.last_version)
 
     def _emit(self, key: tuple, kind: str, obj: Obj) -> None:
+        if self.quiet:
+            return
         snapshot = copy.deepcopy(obj)
         self.history.append((self.last_version, key, kind, snapshot))
         if len(self.history) > self.history_size:
@@ -236,8 +245,8 @@ class Store:
                 w.queue.put_nowait((kind, snapshot))
 
     def expire_history(self) -> None:
-        """Forget every event so far: a watch resuming from an older version gets 410."""
-        self.expired_before = self.last_version
+        """Compact: a watch resuming from any version seen so far gets 410 Gone."""
+        self.expired_before = self.last_version + 1
         self.history.clear()
 
     def disconnect_watches(self) -> None:
@@ -411,22 +420,22 @@ class StandInServer:
                     items = s.list(resource, namespace, q.get("labelSelector"),
                                    q.get("fieldSelector"))
                     api_version, kind = s.kinds[resource]
-                    return web.json_response({
+                    return json_response({
                         "apiVersion": api_version, "kind": f"{kind}List",
                         "metadata": {"resourceVersion": str(s.last_version)}, "items": items})
                 if request.method == "POST":
-                    return web.json_response(
+                    return json_response(
                         s.create(resource, namespace, await request.json()), status=201)
                 raise ApiFailure(405, "MethodNotAllowed", f"{request.method} not allowed")
             if sub == "status":
                 if request.method == "GET":
-                    return web.json_response(s.get(resource, namespace, name))
+                    return json_response(s.get(resource, namespace, name))
                 if request.method == "PATCH":
-                    return web.json_response(
+                    return json_response(
                         s.patch_status(resource, namespace, name, await request.json()))
                 raise ApiFailure(405, "MethodNotAllowed", f"{request.method} not allowed")
             if request.method == "GET":
-                return web.json_response(s.get(resource, namespace, name))
+                return json_response(s.get(resource, namespace, name))
             if request.method == "PATCH":
                 if request.content_type != "application/apply-patch+yaml":
                     raise ApiFailure(415, "UnsupportedMediaType",
@@ -440,13 +449,13 @@ class StandInServer:
                 body = yaml.safe_load(await request.text())
                 obj, created = s.apply(resource, namespace, name, body, manager,
                                        q.get("force") == "true")
-                return web.json_response(obj, status=201 if created else 200)
+                return json_response(obj, status=201 if created else 200)
             if request.method == "DELETE":
                 policy = q.get("propagationPolicy")
                 if policy is None and request.can_read_body:
                     policy = (await request.json() or {}).get("propagationPolicy")
                 obj = s.delete(resource, namespace, name, policy or "Background")
-                return web.json_response(obj)
+                return json_response(obj)
             raise ApiFailure(405, "MethodNotAllowed", f"{request.method} not allowed")
         except ApiFailure as exc:
             return exc.response()
@@ -588,8 +597,29 @@ class StandIn:
         return self.call(self.store.patch_status, self._resource(kind), namespace, name,
                          {"status": status})
 
-    def expire_history(self) -> None:
+    def miss_events(self, change: Callable[[], object]) -> None:
+        """Make ``change`` unseen by every watch, compact the history and cut the watches:
+        a client learns about the change only by listing again (after its 410 Gone)."""
+        self.call(setattr, self.store, "quiet", True)
+        try:
+            change()
+        finally:
+            self.call(setattr, self.store, "quiet", False)
         self.call(self.store.expire_history)
+        self.disconnect_watches()
+
+    def scale(self, deployment: str, replicas: int, namespace: str = "mlgate-models") -> Obj:
+        """Play the HPA: set the Deployment's replica count (another field manager's field)."""
+        def update() -> Obj:
+            key = (self._resource("Deployment"), namespace, deployment)
+            obj = copy.deepcopy(self.store.objects[key])
+            obj["spec"]["replicas"] = replicas
+            obj["metadata"]["generation"] += 1
+            self.store._bump(obj)
+            self.store.objects[key] = obj
+            self.store._emit(key, "MODIFIED", obj)
+            return obj
+        return self.call(update)
 
     def disconnect_watches(self) -> None:
         self.call(self.store.disconnect_watches)
