@@ -12,7 +12,8 @@ from deploy.config import KubernetesSettings
 from deploy.k8s_client import KubeRejected
 from deploy.k8s_runtime import KubernetesRuntime
 from deploy.models import ModelDeployment, ModelDeploymentStatus, parse_deployment
-from gateway import RouteTable
+from gateway import RouteTable, Timeouts, UpstreamPool
+from gateway.proxy import send_to_deployment
 from tests.k8s_standin import StandIn
 
 KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "ScaledObject",
@@ -276,3 +277,26 @@ async def test_api_refusals_are_rejections(tmp_path, standin):
     with pytest.raises(ValueError, match="container image"):
         await KubernetesRuntime(KubernetesSettings(kubeconfig=str(kubeconfig))).apply(
             dep(image="file:///models/wine"))
+
+
+async def test_a_request_is_held_while_the_deployment_scales_from_zero(harness, standin):
+    await harness.runtime.apply(dep(minReplicas=0))
+    standin.scale("wine", 0)
+    standin.roll_out("wine")
+    await wait_for(lambda: harness.state() == "Ready", "Ready at zero replicas")
+    entry = harness.table.get("wine")
+    assert entry.replicas == [] and entry.activation_timeout == 30
+    pool = UpstreamPool(Timeouts())
+    await pool.start()
+    try:
+        held = asyncio.create_task(send_to_deployment(pool, entry, "GET", "/healthcheck", {}, b""))
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert not held.done()  # waiting for a replica, not answered 503
+        standin.scale("wine", 1)  # what KEDA does when the in-flight metric goes above 0
+        standin.roll_out("wine")
+        response = await asyncio.wait_for(held, 30)
+        assert response.status == 200
+        assert response.headers["Model-Name"] == "wine-model"
+    finally:
+        await pool.close()
