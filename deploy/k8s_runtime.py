@@ -33,7 +33,7 @@ import aiohttp
 from gateway import RouteTable
 
 from .config import KubernetesSettings
-from .k8s_client import EVENT, POD, KubeClient, KubeRejected, WatchEvent
+from .k8s_client import EVENT, POD, KubeClient, KubeRejected, KubeUnavailable, WatchEvent
 from .k8s_identity import UNKNOWN_VERSION, probe_identity
 from .k8s_manifests import (
     DEPLOYMENT,
@@ -105,7 +105,14 @@ class KubernetesRuntime:
         for (kind, labels, fields, handler), done in zip(watches, synced, strict=True):
             self._tasks.append(asyncio.create_task(
                 self._consume(kind, labels, fields, handler, done), name=f"watch-{kind[1]}"))
-        await asyncio.gather(*(e.wait() for e in synced))
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in synced)),
+                                   self.settings.api_timeout * 3)
+        except TimeoutError:
+            await self.close()
+            missing = [w[0][1] for w, e in zip(watches, synced, strict=True) if not e.is_set()]
+            raise KubeUnavailable(f"could not list {', '.join(missing)} in namespace "
+                                  f"{self.settings.namespace} (see the warnings above)") from None
 
     async def close(self) -> None:
         """Stop watching; objects in the cluster stay (the cluster outlives the gateway)."""
@@ -176,17 +183,23 @@ class KubernetesRuntime:
             route.task.cancel()
         if self.table is not None:
             self.table.remove(dep_id)
-        for kind in reversed(MANAGED_KINDS):
-            try:
-                await self.client.delete(kind, dep_id)
-            except KubeRejected as exc:
-                if not (kind == SCALED_OBJECT and exc.code == 404):
-                    raise
         current = self._status.get(dep_id) or ModelDeploymentStatus()
+        # Reported before the deletes: the watch drops the status once the Deployment is gone.
         self._report(dep_id, ModelDeploymentStatus(
             state=STATE_DELETING, replicas=current.replicas,
             available_replicas=current.available_replicas, model_name=current.model_name,
             model_version=current.model_version))
+        existed = False
+        for kind in reversed(MANAGED_KINDS):
+            try:
+                deleted = await self.client.delete(kind, dep_id)
+            except KubeRejected as exc:
+                if not (kind == SCALED_OBJECT and exc.code == 404):
+                    raise
+                deleted = False
+            existed = existed or (kind == DEPLOYMENT and deleted)
+        if not existed and dep_id not in self._deployments:
+            self._status.pop(dep_id, None)  # there was nothing to delete: no watch event comes
 
     # -- status -------------------------------------------------------------------------
 
