@@ -94,6 +94,8 @@ class Unit:
 
 
 class LocalRuntime:
+    autoscales = False  # the reconciler's autoscaler decides the replica counts
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.local = settings.local
@@ -185,8 +187,9 @@ class LocalRuntime:
                 log.exception("local runtime step failed; retrying")
                 wake_at = time.monotonic() + 1.0
             timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow
+                async with asyncio.timeout(timeout):  # the cancel that stops the loop
+                    await self._wake.wait()
 
     def _step_all(self) -> float | None:
         """Plan and start the actions for every deployment; the next time a backoff ends."""

@@ -105,6 +105,8 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
             return [Unpublish(dep.id), Remove(dep.id)]
         return [Unpublish(dep.id), Delete(dep.id)]
     actions: list[Action] = [Apply(dep, replicas)]
+    verified = verified or (observed is not None and observed.generation == dep.generation
+                            and observed.verified)
     status = desired_status(dep, observed, verified)
     if _differs(status, dep.status):
         status.last_updated_time = now
@@ -124,7 +126,8 @@ def desired_status(dep: ModelDeployment, observed: Observed | None,
     previous = dep.status
     if observed is None or observed.generation != dep.generation:
         return ModelDeploymentStatus(STATE_PROCESSING, 0, 0, previous.model_name,
-                                     previous.model_version)
+                                     previous.model_version,
+                                     reason=observed.problem if observed is not None else "")
     status = ModelDeploymentStatus(
         STATE_PROCESSING, observed.replicas, observed.available,
         observed.model_name or previous.model_name,
@@ -180,8 +183,9 @@ class Reconciler:
                 log.exception("cannot read or write the state store; retrying")
             except Exception:  # a bug must not stop the control loop: log it, go on
                 log.exception("reconcile pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow
+                async with asyncio.timeout(self.interval):  # the cancel that stops the loop
+                    await self._wake.wait()
 
     def reconcile_all(self) -> None:
         now = self.clock()
@@ -191,8 +195,8 @@ class Reconciler:
             policy = self.policy(dep)
             verified = self._verified.get(dep.id) == dep.generation
             observed = self.runtime.observe(dep.id)
-            replicas = 0
-            if dep.status.state != STATE_DELETING:
+            replicas = dep.spec.min_replicas  # only informative where the platform scales
+            if not self.runtime.autoscales and dep.status.state != STATE_DELETING:
                 available = observed.available if observed is not None else 0
                 replicas = self._scale(dep, policy, now, verified, available)
             for action in reconcile(dep, observed, replicas, verified, policy, stamp):

@@ -77,14 +77,17 @@ async def hold_for_replica(dep: Deployment) -> None:
     raise ServiceUnavailable(f"model deployment {dep.id!r} has no ready replica")
 
 
-def make_proxy_handler(table: RouteTable, pool: UpstreamPool,
-                       sink: RecordSink) -> Callable[[web.Request], object]:
+def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
+                       deployment_id: str | None = None) -> Callable[[web.Request], object]:
+    """``/model/<id>/...``; with ``deployment_id`` (a sidecar) every path goes to that one."""
+
     async def proxy(request: web.Request) -> web.Response:
-        dep_id = request.match_info["deployment"]
+        dep_id = deployment_id or request.match_info["deployment"]
         dep = table.get(dep_id)
         if dep is None:
             raise NotFound(f"model deployment {dep_id!r} not found")
-        path_qs = upstream_path(request.raw_path, f"/model/{dep_id}")
+        mount = "" if deployment_id else f"/model/{dep_id}"
+        path_qs = upstream_path(request.raw_path, mount)
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
