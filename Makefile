@@ -10,9 +10,8 @@ DATA_DIR ?= .mlgate
 
 ODAHU_VENV := .venv-odahu
 
-.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools bench-scaling \
-	bench-storage \
-	test-tools
+.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools \
+	bench-scaling bench-storage bench-triton test-tools
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -82,6 +81,10 @@ bench: demo-models bench-tools
 # Records/s into moto S3 and the local backend with the spool on; feedback latency vs. no spool.
 bench-storage: install
 	$(BIN)/python bench/storage.py
+
+# Triton directly vs. through the gateway: req/s, p50, p99 (3 runs, 8 connections).
+bench-triton: demo-models
+	$(BIN)/python bench/triton.py
 
 lint: install
 	$(BIN)/ruff check .

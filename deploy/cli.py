@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import uvloop
 
-from . import cli_model, cli_records, cli_resources, cli_token
+from . import cli_model, cli_records, cli_resources, cli_sidecar, cli_token
 from .config import ConfigError, Settings, load_settings
 from .manifest import ManifestError, load_deployments
 from .models import ModelDeployment
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_model.add_parser(sub)
     cli_records.add_parser(sub)
     cli_token.add_parser(sub)
+    cli_sidecar.add_parser(sub)
     return parser
 
 

@@ -1,7 +1,10 @@
 """``mlgate model info|invoke`` and ``mlgate feedback send``: call deployed models from the shell.
 
 Like ``odahuflowctl model``, a model is found by deployment (``--md``: its default
-route) or by route (``--mr``), through the API's ``status.edgeUrl``.
+route) or by route (``--mr``), through the API's ``status.edgeUrl``. ``invoke`` sends
+what the deployment's predictor speaks (:mod:`deploy.v2_client`): the file as it is
+to ``/api/model/invoke`` for ``odahu-ml-server``, a KServe v2 infer request for
+``triton`` (an ODAHU ``{"columns", "data"}`` file becomes one tensor).
 """
 
 from __future__ import annotations
@@ -14,6 +17,13 @@ from typing import Any
 
 from .cli_resources import connection_options, run
 from .client import ApiError, Client
+from .v2_client import (
+    TRITON_PREDICTOR,
+    InvokeRequestError,
+    build_invoke_request,
+    is_v2_body,
+    outputs_by_name,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,18 +75,54 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     def body(client: Client) -> int:
         if args.file:
             try:
-                text = Path(args.file).read_text()
+                raw = Path(args.file).read_bytes()
             except OSError as exc:
                 raise ApiError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-            payload = _load_json(text, args.file)
+            payload = _load_json(raw.decode("utf-8", "replace"), args.file)
         else:
+            raw = args.json.encode()
             payload = _load_json(args.json, "--json")
-        resp = client.invoke(client.model_url(args.md, args.mr), payload)
-        print(json.dumps(resp.json()))
+        url = client.model_url(args.md, args.mr)
+        predictor, model_name = target_predictor(client, args.md, args.mr)
+        openapi = None
+        if predictor == TRITON_PREDICTOR and not is_v2_body(payload):
+            openapi = client.model_info(url)  # the input tensor and its column order
+        try:
+            req = build_invoke_request(predictor, raw, model_name=model_name, openapi=openapi)
+        except InvokeRequestError as exc:
+            raise ApiError(f"{args.file or '--json'}: {exc}") from None
+        resp = client.invoke(url, req.path, req.body, req.headers)
+        answer = resp.json()
+        print(json.dumps(answer))
+        if predictor == TRITON_PREDICTOR and isinstance(answer, dict):
+            for name, values in outputs_by_name(answer).items():
+                print(f"{name}: {json.dumps(values)}", file=sys.stderr)
         print(f"request-id: {resp.headers.get('request-id', '')}", file=sys.stderr)
         return 0
 
     return run(args, body)
+
+
+def target_predictor(client: Client, md: str | None, mr: str | None) -> tuple[str, str]:
+    """The predictor behind a deployment or a route, and the model name it reports.
+
+    A route's targets must agree: one request body cannot suit both protocols, and a
+    v2 request names one model.
+    """
+    ids = [md] if md else [t["mdName"] for t in
+                           client.get("route", mr or "")["spec"]["modelDeployments"]]
+    found = {(d["spec"]["predictor"], d.get("status", {}).get("modelName") or "")
+             for d in (client.get("deployment", i) for i in ids)}
+    predictors = {p for p, _ in found}
+    if len(predictors) > 1:
+        raise ApiError(f"route {mr} mixes predictors ({', '.join(sorted(predictors))}): "
+                       "invoke one deployment with --md")
+    predictor = predictors.pop()
+    names = {n for _, n in found if n}
+    if predictor == TRITON_PREDICTOR and len(names) > 1:
+        raise ApiError(f"route {mr} serves different Triton models ({', '.join(sorted(names))})"
+                       ": invoke one deployment with --md")
+    return predictor, names.pop() if names else ""
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:

@@ -88,8 +88,10 @@ class Client:
     def model_info(self, model_url: str) -> Any:
         return self._json("GET", f"{model_url}/api/model/info")
 
-    def invoke(self, model_url: str, payload: Any) -> httpx.Response:
-        return self.request("POST", f"{model_url}/api/model/invoke", json=payload)
+    def invoke(self, model_url: str, path: str, body: bytes,
+               headers: dict[str, str]) -> httpx.Response:
+        """POST ``body`` to ``path`` below a model's URL (``/api/model/invoke``, a v2 infer)."""
+        return self.request("POST", f"{model_url}{path}", content=body, headers=headers)
 
     def send_feedback(self, model: str, version: str, request_id: str, payload: Any) -> Any:
         return self._json("POST", f"{API}/feedback", json=payload, headers={

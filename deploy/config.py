@@ -175,6 +175,54 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    """``runtime: kubernetes``: where and how the controller creates the backing objects.
+
+    How long a request is held while a deployment has no replica is the autoscaler's
+    ``cold_start_timeout`` (and the ``mlgate.io/cold-start-timeout`` annotation), as for
+    the local runtime.
+    """
+
+    namespace: str = "mlgate-models"
+    kubeconfig: str | None = None      # None: in-cluster service account, else $KUBECONFIG
+    context: str | None = None         # kubeconfig context; None: its current-context
+    service_port: int = 80
+    # The address the edge gateway sends a deployment's traffic to (one "replica": the Service).
+    service_host: str = "{id}.{namespace}.svc"
+    image_pull_policy: str = "IfNotPresent"
+    sidecar: bool = False              # put the mlgate gateway in front of each predictor
+    sidecar_image: str = "mlgate:0.1.0"
+    sidecar_port: int = 8080
+    sidecar_records: bool = False      # the sidecar logs records too (when no mlgate edge does)
+    keda: bool = True                  # minReplicas 0 -> KEDA ScaledObject (scale to zero)
+    prometheus_url: str = "http://prometheus-server.monitoring.svc"
+    keda_in_flight_per_replica: int = 4
+    keda_cooldown_period: int = 300
+    hpa_cpu_utilization: int = 75
+    api_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.service_port <= 65535:
+            raise ConfigError(f"kubernetes.service_port must be 1-65535, got {self.service_port}")
+        if not 1 <= self.sidecar_port <= 65535:
+            raise ConfigError(f"kubernetes.sidecar_port must be 1-65535, got {self.sidecar_port}")
+        if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+            raise ConfigError("kubernetes.image_pull_policy must be Always, IfNotPresent or "
+                              f"Never, got {self.image_pull_policy!r}")
+        if not 1 <= self.hpa_cpu_utilization <= 100:
+            raise ConfigError("kubernetes.hpa_cpu_utilization must be 1-100")
+        if self.keda_in_flight_per_replica < 1:
+            raise ConfigError("kubernetes.keda_in_flight_per_replica must be >= 1")
+        if self.api_timeout <= 0:
+            raise ConfigError("kubernetes.api_timeout must be positive")
+        try:
+            self.service_host.format(id="x", namespace="y")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError("kubernetes.service_host may use only {id} and {namespace}, "
+                              f"got {self.service_host!r}") from exc
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5080
@@ -191,10 +239,11 @@ class Settings:
     autoscaler: AutoscalerSettings = field(default_factory=AutoscalerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
     def __post_init__(self) -> None:
-        if self.runtime not in ("local",):
-            raise ConfigError(f"runtime must be 'local', got {self.runtime!r}")
+        if self.runtime not in ("local", "kubernetes"):
+            raise ConfigError(f"runtime must be 'local' or 'kubernetes', got {self.runtime!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")
         if not 1 <= self.workers <= 64:

@@ -1,5 +1,9 @@
 """The local runtime: each deployment's replicas as predictor processes on this machine.
 
+Both predictors run here: ``odahu-ml-server`` (``python -m predictor``) and
+``triton`` (``python -m predictor.triton_server``, see :mod:`deploy.triton_replica`);
+the runtime treats their replicas alike through :class:`ReplicaProcess`.
+
 The runtime holds, per deployment, the desired generation and replica count
 (set by :meth:`LocalRuntime.apply`) and numbered replica slots. One loop runs
 the pure planner (:mod:`deploy.replica_plan`) whenever something changed and
@@ -41,7 +45,13 @@ from .replica_plan import (
     next_retry,
     plan,
 )
-from .replica_process import ReplicaProcess, model_uri, start_replica, stop_replica
+from .replica_process import (
+    ReplicaProcess,
+    StartReplica,
+    model_uri,
+    starter_for,
+    stop_replica,
+)
 from .runtime import GiveUp, Observed, RetryLater
 
 log = logging.getLogger("mlgate.runtime")
@@ -72,10 +82,12 @@ class Unit:
     replicas: int = 0
     deleted: bool = False
     uri: str = ""
+    start: StartReplica | None = None
     failure: str = ""
     problem: str = ""
     model_name: str = ""
     model_version: str = ""
+    documents: tuple[tuple[str, bytes], ...] = ()
     slots: dict[int, Slot] = field(default_factory=dict)
 
     @property
@@ -84,6 +96,8 @@ class Unit:
 
 
 class LocalRuntime:
+    autoscales = False  # the reconciler's autoscaler decides the replica counts
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.local = settings.local
@@ -135,7 +149,7 @@ class LocalRuntime:
             endpoints=tuple(s.process.address for s in sorted(slots, key=lambda s: s.index)
                             if s.phase == READY and s.process is not None),
             model_name=unit.model_name, model_version=unit.model_version,
-            failure=unit.failure, problem=unit.problem)
+            documents=unit.documents, failure=unit.failure, problem=unit.problem)
 
     def known(self) -> set[str]:
         return set(self._units)
@@ -177,9 +191,7 @@ class LocalRuntime:
         unit.deleted = False
         unit.failure = unit.problem = ""
         try:
-            if deployment.spec.predictor != "odahu-ml-server":
-                raise GiveUp(f"the local runtime runs the odahu-ml-server predictor only, not "
-                             f"{deployment.spec.predictor!r}")
+            unit.start = starter_for(deployment.spec.predictor)
             unit.uri = model_uri(deployment.spec.image, self.tracking_uri)
         except GiveUp as exc:
             unit.failure = str(exc)
@@ -194,8 +206,9 @@ class LocalRuntime:
                 log.exception("local runtime step failed; retrying")
                 wake_at = time.monotonic() + 1.0
             timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow
+                async with asyncio.timeout(timeout):  # the cancel that stops the loop
+                    await self._wake.wait()
 
     def _step_all(self) -> float | None:
         """Plan and start the actions for every deployment; the next time a backoff ends."""
@@ -246,9 +259,10 @@ class LocalRuntime:
 
     async def _run_replica(self, unit: Unit, slot: Slot) -> None:
         env = {"MLFLOW_TRACKING_URI": self.tracking_uri} if self.tracking_uri else None
+        assert unit.start is not None  # a unit without a starter has failed: nothing starts
         try:
-            replica = await start_replica(unit.id, slot.index, unit.uri, self.log_dir,
-                                          self.local.replica_start_timeout, env=env)
+            replica = await unit.start(unit.id, slot.index, unit.uri, self.log_dir,
+                                       self.local.replica_start_timeout, env=env)
         except GiveUp as exc:
             self._ended(unit, slot, math.inf)
             if slot.generation == unit.generation:
@@ -261,6 +275,7 @@ class LocalRuntime:
         slot.process, slot.phase, slot.ready_since = replica, READY, time.monotonic()
         if slot.generation == unit.generation:
             unit.model_name, unit.model_version = replica.model_name, replica.model_version
+            unit.documents = tuple(sorted(replica.documents.items()))
             unit.problem = ""
         log.info("replica %s-%d ready on %s:%d (model %s %s)", unit.id, slot.index,
                  replica.host, replica.port, replica.model_name, replica.model_version)
@@ -277,7 +292,7 @@ class LocalRuntime:
         """Wait until the replica exits or fails its health checks; the reason."""
         assert self._session is not None
         exited = asyncio.ensure_future(replica.process.wait())
-        url = f"http://{replica.host}:{replica.port}/healthcheck"
+        url = f"http://{replica.host}:{replica.port}{replica.health_path}"
         failures = 0
         try:
             while True:

@@ -85,6 +85,7 @@ class Publish:
     role_name: str | None = None
     ready: bool = True
     """State Ready: a route may send it new traffic."""
+    documents: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
             return [Unpublish(dep.id), Remove(dep.id)]
         return [Unpublish(dep.id), Delete(dep.id)]
     actions: list[Action] = [Apply(dep, replicas)]
+    verified = verified or (observed is not None and observed.generation == dep.generation
+                            and observed.verified)
     status = desired_status(dep, observed, verified)
     if _differs(status, dep.status):
         status.last_updated_time = now
@@ -121,7 +124,8 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
         dep.id, status.model_name or dep.id, status.model_version or "unknown",
         observed.endpoints if observed is not None else (),
         status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout,
-        dep.spec.role_name, status.state == STATE_READY))
+        dep.spec.role_name, ready=status.state == STATE_READY,
+        documents=observed.documents if observed is not None else ()))
     return actions
 
 
@@ -130,7 +134,8 @@ def desired_status(dep: ModelDeployment, observed: Observed | None,
     previous = dep.status
     if observed is None or observed.generation != dep.generation:
         return ModelDeploymentStatus(STATE_PROCESSING, 0, 0, previous.model_name,
-                                     previous.model_version)
+                                     previous.model_version,
+                                     reason=observed.problem if observed is not None else "")
     status = ModelDeploymentStatus(
         STATE_PROCESSING, observed.replicas, observed.available,
         observed.model_name or previous.model_name,
@@ -187,8 +192,9 @@ class Reconciler:
                 log.exception("cannot read or write the state store; retrying")
             except Exception:  # a bug must not stop the control loop: log it, go on
                 log.exception("reconcile pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow
+                async with asyncio.timeout(self.interval):  # the cancel that stops the loop
+                    await self._wake.wait()
 
     def publish_routes(self) -> None:
         """The stored ModelRoutes (not the default ones: ``/model/<id>`` is served by id)
@@ -214,8 +220,8 @@ class Reconciler:
             policy = self.policy(dep)
             verified = self._verified.get(dep.id) == dep.generation
             observed = self.runtime.observe(dep.id)
-            replicas = 0
-            if dep.status.state != STATE_DELETING:
+            replicas = dep.spec.min_replicas  # only informative where the platform scales
+            if not self.runtime.autoscales and dep.status.state != STATE_DELETING:
                 available = observed.available if observed is not None else 0
                 replicas = self._scale(dep, policy, now, verified, available)
             for action in reconcile(dep, observed, replicas, verified, policy, stamp):
@@ -276,6 +282,8 @@ class Reconciler:
                               role_name=action.role_name)
         entry.cold_start_timeout = action.cold_start_timeout
         entry.ready = action.ready
+        if tuple(sorted(entry.documents.items())) != action.documents:
+            self.table.set_documents(dep_id, dict(action.documents))
         if tuple(r.address for r in entry.replicas) != tuple(
                 f"{h}:{p}" for h, p in action.endpoints):
             self.table.set_replicas(dep_id, action.endpoints)

@@ -4,6 +4,13 @@ The runtime binds the listening socket itself (127.0.0.1, port 0) and hands it
 to the predictor as an inherited file descriptor, so there is no window in
 which another process can take the port. A replica dies with mlgate
 (``PR_SET_PDEATHSIG``) even when mlgate is killed with SIGKILL.
+
+:class:`ReplicaProcess` is what the runtime holds of any replica, whatever its
+predictor: where it listens, which path answers its health checks, which
+documents the gateway answers for it, and what to clear after it stopped
+(:meth:`ReplicaProcess.cleanup`). :func:`start_replica` starts an
+``odahu-ml-server`` one; ``deploy.triton_replica`` starts a Triton one;
+:func:`starter_for` picks by predictor.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +71,7 @@ def model_uri(image: str, tracking_uri: str | None = None) -> str:
     return str(path)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -80,6 +88,13 @@ class ReplicaProcess:
     model_name: str = ""
     model_version: str = ""
     _ps: psutil.Process | None = field(default=None, repr=False)
+    health_path: str = "/healthcheck"
+    """Answers 200 while the replica can serve; the runtime polls it."""
+    documents: dict[str, bytes] = field(default_factory=dict)
+    """Answers the gateway gives itself for ``GET <path>`` (see ``gateway.routing.Deployment``)."""
+
+    async def cleanup(self) -> None:
+        """Runs after the process is reaped; replicas that leave things behind override it."""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -127,7 +142,7 @@ async def start_replica(deployment_id: str, index: int, uri: str, log_dir: Path,
         try:
             process = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                pass_fds=(sock.fileno(),), start_new_session=True, preexec_fn=_die_with_parent,
+                pass_fds=(sock.fileno(),), start_new_session=True, preexec_fn=die_with_parent,
                 env={**os.environ, **(env or {})})
         finally:
             sock.close()
@@ -181,5 +196,21 @@ async def stop_replica(replica: ReplicaProcess, timeout: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+    await replica.cleanup()
     log.info("replica %s-%d stopped (exit %s)", replica.deployment_id, replica.index,
              proc.returncode)
+
+
+StartReplica = Callable[..., Awaitable[ReplicaProcess]]
+"""``(deployment_id, index, uri, log_dir, timeout, *, env) -> ReplicaProcess``, once healthy."""
+
+
+def starter_for(predictor: str) -> StartReplica:
+    """How replicas of ``predictor`` start; :class:`GiveUp` for one the local runtime lacks."""
+    if predictor == "odahu-ml-server":
+        return start_replica
+    if predictor == "triton":
+        from .triton_replica import start_triton_replica  # it imports this module
+
+        return start_triton_replica
+    raise GiveUp(f"the local runtime cannot run the {predictor!r} predictor")

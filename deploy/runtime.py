@@ -52,14 +52,23 @@ class Observed:
     """Where traffic may go now (ready replicas, possibly of the previous generation)."""
     model_name: str = ""
     model_version: str = ""
+    documents: tuple[tuple[str, bytes], ...] = ()
+    """``(path, JSON body)`` the gateway answers itself (a Triton model's ``/api/model/info``)."""
     failure: str = ""
     """Why the runtime gave up on ``generation`` (a :class:`GiveUp` message)."""
     problem: str = ""
     """The last temporary problem (a :class:`RetryLater` message), while not all are ready."""
+    verified: bool = False
+    """The platform itself reports ``generation`` as rolled out (Kubernetes), so it is Ready
+    even at zero replicas without having been seen Ready by this process."""
 
 
 class Runtime(Protocol):
     """The runtime interface: desired state in, observed state out."""
+
+    autoscales: bool
+    """True when the platform owns replica counts (Kubernetes: HPA/KEDA): the reconciler
+    runs no autoscaler for it and ``apply`` ignores ``replicas``."""
 
     async def start(self, on_change: Callable[[], None]) -> None:
         """Begin background work; ``on_change`` is called when ``observe`` may differ."""

@@ -1,4 +1,6 @@
-"""``mlgate up``: API, gateway and feedback on one port, replicas as local processes.
+"""``mlgate up``: API, gateway and feedback on one port; replicas as local processes, or
+(``runtime: kubernetes``) as Deployments in a cluster, driven by the same store, API
+and reconciler. Shutdown leaves a cluster's objects in place.
 
 Start-up order: the state store (``-f`` manifests applied to it), the storage
 writer, the listening socket, the runtime and the reconciler, then exactly one
@@ -59,7 +61,7 @@ from .local_runtime import LocalRuntime
 from .models import ModelDeployment
 from .monitoring import control_plane_view
 from .reconciler import Reconciler
-from .runtime import Runtime
+from .runtime import Runtime, RuntimeProblem
 from .store import Store
 from .workers import (
     WorkerPool,
@@ -125,7 +127,11 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The runtime that runs replicas (``runtime: local`` is the only one so far)."""
+    """The runtime that runs replicas: ``runtime: local`` or ``runtime: kubernetes``."""
+    if settings.runtime == "kubernetes":
+        from .k8s_runtime import KubernetesRuntime  # lightkube only when a cluster is used
+
+        return KubernetesRuntime(settings.kubernetes)
     return LocalRuntime(settings)
 
 
@@ -193,7 +199,12 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                            reuse_port=settings.workers > 1 or None, backlog=2048)
         await site.start()  # listening before any replica starts: a busy port starts nothing
         host, port = runner.addresses[0][:2]
-        await runtime.start(reconciler.wake)
+        try:
+            await runtime.start(reconciler.wake)
+        except RuntimeProblem as exc:  # no cluster, credentials, RBAC: nothing can run
+            print(f"mlgate: cannot start the {settings.runtime} runtime: {exc}",
+                  file=sys.stderr, flush=True)
+            return 1
         reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
         if settings.workers > 1:
             workers, orphans = await start_workers(settings, runner, table, reconciler.demand,

@@ -16,6 +16,18 @@ HOP_BY_HOP = frozenset({
 NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"authorization", "cookie"}
 NOT_RETURNED = HOP_BY_HOP | {"server", "date", "model-name", "model-version", "request-id"}
 UPSTREAM_TIME_HEADER = "x-envoy-upstream-service-time"
+# aiohttp's server decodes request bodies sent with these Content-Encodings before any
+# handler reads them: what is forwarded is the decoded body, without the header.
+SERVER_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
+
+
+def decoded_request_encoding(incoming: Mapping[str, str]) -> str | None:
+    """The Content-Encoding the server already removed from the request body, if any."""
+    for name, value in incoming.items():
+        if name.lower() == "content-encoding":
+            value = value.strip().lower()
+            return value if value in SERVER_DECODED else None
+    return None
 
 
 def upstream_path(raw_path: str, mount: str) -> str:
@@ -37,9 +49,10 @@ def upstream_headers(incoming: Mapping[str, str], request_id: str, peer: str | N
                      scheme: str) -> dict[str, str]:
     """Headers sent to the replica: end-to-end ones, minus credentials, plus id and forwarding."""
     out: dict[str, str] = {}
+    decoded = decoded_request_encoding(incoming)
     for name, value in incoming.items():
         key = name.lower()
-        if key in NOT_FORWARDED_UPSTREAM:
+        if key in NOT_FORWARDED_UPSTREAM or (decoded and key == "content-encoding"):
             continue
         out[key] = f"{out[key]}, {value}" if key in out else value
     out["request-id"] = request_id

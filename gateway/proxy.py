@@ -10,11 +10,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from storage import Exchange
 
 from .errors import NotFound, ServiceUnavailable, UpstreamConnectError, UpstreamError
-from .headers import response_headers, upstream_headers, upstream_path
+from .headers import (
+    decoded_request_encoding,
+    response_headers,
+    upstream_headers,
+    upstream_path,
+)
 from .observe import COLD_START, SERVED_BY, UPSTREAM_SECONDS
 from .outlier import OutlierPolicy, is_failure_status, record
 from .request_id import REQUEST_ID_KEY
@@ -23,6 +29,15 @@ from .upstream import UpstreamPool, UpstreamResponse
 
 RecordSink = Callable[[Exchange], object]
 DEFAULT_OUTLIER = OutlierPolicy()
+DOCUMENT_HEADERS = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+
+
+def local_document(dep: Deployment, method: str, path_qs: str) -> UpstreamResponse | None:
+    """The deployment's own answer for ``GET``/``HEAD`` of a documented path, if any."""
+    if method not in ("GET", "HEAD") or not dep.documents:
+        return None
+    body = dep.documents.get(path_qs.partition("?")[0])
+    return UpstreamResponse(200, DOCUMENT_HEADERS, body) if body is not None else None
 
 
 async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
@@ -78,18 +93,25 @@ async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str
                   outlier: OutlierPolicy = DEFAULT_OUTLIER,
                   request: web.Request | None = None) -> tuple[UpstreamResponse, int]:
     """One request to a deployment (held through a cold start); the answer and the
-    upstream time in milliseconds. Counted for the autoscaler. With ``request``, the
-    metrics step finds on it who served it, the upstream time and any cold start."""
+    upstream time in milliseconds. Counted for the autoscaler, except the documents the
+    gateway answers itself. With ``request``, the metrics step finds on it who served it,
+    the upstream time and any cold start."""
+    if request is not None:
+        request[SERVED_BY] = dep
+    up = local_document(dep, method, path_qs)
+    if up is not None:
+        return up, 0
     dep.requests += 1
     dep.in_flight += 1
     started = 0.0
-    if request is not None:
-        request[SERVED_BY] = dep
     try:
         if not dep.replicas:
             if request is not None:
                 request[COLD_START] = True
             await hold_for_replica(dep)
+            up = local_document(dep, method, path_qs)  # known once a replica ran
+            if up is not None:
+                return up, 0
         started = time.perf_counter()
         up = await send_to_deployment(pool, dep, method, path_qs, headers, body, outlier)
     finally:
@@ -101,13 +123,16 @@ async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str
 
 def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
                        outlier: OutlierPolicy = DEFAULT_OUTLIER,
-                       ) -> Callable[[web.Request], object]:
+                       deployment_id: str | None = None) -> Callable[[web.Request], object]:
+    """``/model/<id>/...``; with ``deployment_id`` (a sidecar) every path goes to that one."""
+
     async def proxy(request: web.Request) -> web.Response:
-        dep_id = request.match_info["deployment"]
+        dep_id = deployment_id or request.match_info["deployment"]
         dep = table.get(dep_id)
         if dep is None:
             raise NotFound(f"model deployment {dep_id!r} not found")
-        path_qs = upstream_path(request.raw_path, f"/model/{dep_id}")
+        mount = "" if deployment_id else f"/model/{dep_id}"
+        path_qs = upstream_path(request.raw_path, mount)
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
@@ -115,12 +140,14 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
                                         request)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
+        decoded = decoded_request_encoding(request.headers)
         sink(Exchange(
             request_id=request_id, model_name=dep.model_name, model_version=dep.model_version,
             method=request.method, uri=request.raw_path, upstream_path=path_qs,
             host=request.host, scheme=request.scheme, request_headers=request.headers.items(),
             request_body=body, status=up.status, response_headers=headers.items(),
             response_body=up.body, when=datetime.now(UTC),
+            extra={"request_content_decoded": decoded} if decoded else None,
         ))
         return web.Response(status=up.status, body=up.body, headers=headers)
 

@@ -36,6 +36,9 @@ class Replica:
 
 @dataclass(slots=True, eq=False)
 class Deployment:
+    """``documents``: JSON bodies the gateway answers itself for ``GET <path>`` instead of
+    forwarding (e.g. ``/api/model/info`` of an inference server that has no such route)."""
+
     id: str
     model_name: str
     model_version: str
@@ -59,6 +62,9 @@ class Deployment:
     ready: bool = True
     """The control plane's view (state ``Ready``); a route sends new traffic only to ready
     targets while it has one."""
+    documents: dict[str, bytes] = field(default_factory=dict)
+    """JSON bodies the gateway answers itself for ``GET <path>`` instead of forwarding
+    (e.g. ``/api/model/info`` of an inference server that has no such route)."""
     _changed: asyncio.Event | None = None
 
     def notify(self) -> None:
@@ -144,6 +150,9 @@ class RouteTable:
             if role_name is not None:
                 dep.role_name = role_name
         return dep
+
+    def set_documents(self, deployment_id: str, documents: dict[str, bytes]) -> None:
+        self._deployments[deployment_id].documents = dict(documents)
 
     def set_replicas(self, deployment_id: str, addresses: Iterable[tuple[str, int]]) -> None:
         """Replace the replica list, keeping the counters of replicas that stay."""

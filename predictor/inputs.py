@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -265,8 +266,8 @@ class InputPlan:
         if not set(map(type, chain.from_iterable(rows))) <= _FAST_TYPES[self.dtype]:
             self._scan(order, rows)  # raises unless the odd values are allowed (null, 3.0)
         try:
-            array = np.array(rows, dtype=self.dtype)
-        except (OverflowError, ValueError) as err:
+            array = _strict_array(rows, self.dtype)
+        except (OverflowError, ValueError, DeprecationWarning) as err:
             self._scan(order, rows)
             raise InputError(f"a value does not fit its column: {err}") from err
         if order.identity:
@@ -291,8 +292,8 @@ class InputPlan:
     def _convert_unchecked(self, columns: Any, rows: list) -> np.ndarray | pd.DataFrame:
         if self.tensor_dtype is not None:
             try:
-                return np.array(rows, dtype=self.tensor_dtype)
-            except (TypeError, ValueError, OverflowError) as err:
+                return _strict_array(rows, self.tensor_dtype)
+            except (TypeError, ValueError, OverflowError, DeprecationWarning) as err:
                 raise InputError(
                     f"data does not fit the model's {self.tensor_dtype} input: {err}"
                 ) from err
@@ -306,6 +307,20 @@ class InputPlan:
             return pd.DataFrame(rows, columns=columns)
         except (TypeError, ValueError) as err:
             raise InputError(f"data is not a table: {err}") from err
+
+
+def _strict_array(rows: list, dtype: Any) -> np.ndarray:
+    """``np.array(rows, dtype)``, refusing Python ints out of an integer dtype's range.
+
+    numpy 1.x wraps them around with a ``DeprecationWarning`` (numpy 2 raises
+    ``OverflowError``); the warning is turned into an exception for narrow integer dtypes.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or dtype.itemsize >= 8:
+        return np.array(rows, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        return np.array(rows, dtype=dtype)
 
 
 def _column_values(column: Column, values: tuple) -> Any:

@@ -4,10 +4,30 @@ Records are plain dicts serialised as JSON Lines. Field names and value
 shapes follow the seed document: ``response_status`` is a string, headers are
 flat string maps with HTTP/2-style pseudo headers (``:method``, ``:path``,
 ``:status``), ``time`` is ``YYYY-MM-DD HH:MM:SS +0000`` in UTC.
+
+Bodies are stored as strings (``request_content``, ``response_content``), so that
+a record is always one valid JSON line, whatever the bytes were:
+
+* a body with ``Content-Encoding: gzip`` (or ``x-gzip``, ``deflate``) is stored
+  decoded, and ``<side>_content_decoded`` names the encoding removed (up to
+  ``MAX_DECODED_BYTES``; a body that cannot be decoded is kept as it came);
+* with Triton's binary tensor extension (an ``Inference-Header-Content-Length: N``
+  header) the first N bytes, the JSON header, are the content, and the binary
+  tensors after it are ``<side>_binary`` (base64) with ``<side>_binary_size``;
+* bytes that are not UTF-8 text are stored base64, marked
+  ``<side>_content_encoding: "base64"`` (or ``<side>_binary``);
+* binary parts larger than ``MAX_BINARY_BYTES`` are not stored: only their size,
+  with ``<side>_content_encoding: "omitted"`` or without ``<side>_binary``.
+
+``<side>`` is ``request`` in ``request_response`` records and ``response`` in
+``response_body`` ones. A text body without content encoding gets none of these
+extra fields: the record is exactly the seed's.
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +42,11 @@ DEFAULT_REDACTED_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
 
+
+MAX_BINARY_BYTES = 1 << 20
+MAX_DECODED_BYTES = 64 << 20
+BINARY_HEADER_LENGTH = "inference-header-content-length"
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 _last_second: tuple[int, str] = (-1, "")
 
@@ -40,9 +65,82 @@ def format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
 
 
-def decode_body(body: bytes) -> str:
-    """Bodies are stored as strings; bytes that are not UTF-8 are replaced, never raised."""
-    return body.decode("utf-8", errors="replace")
+def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` (lower case), or ``None``."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def content_decode(body: bytes, encoding: str | None,
+                   limit: int = MAX_DECODED_BYTES) -> tuple[bytes, str | None]:
+    """``(decoded, encoding removed)``; ``(body, None)`` when there is nothing to undo,
+    the encoding is unknown, the bytes are broken or would decode to more than ``limit``."""
+    name = (encoding or "").strip().lower()
+    wbits = _DECODERS.get(name)
+    if wbits is None or not body:
+        return body, None
+    candidates = [wbits, -zlib.MAX_WBITS] if name == "deflate" else [wbits]
+    for bits in candidates:  # "deflate" is meant as zlib, but raw deflate is seen too
+        decoder = zlib.decompressobj(bits)
+        try:
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) <= limit and decoder.eof:
+            return out, name
+        return body, None
+    return body, None
+
+
+def _binary_split(data: bytes, header_length: str | None) -> tuple[bytes, bytes] | None:
+    if header_length is None:
+        return None
+    try:
+        n = int(header_length.strip())
+    except ValueError:
+        return None
+    if not 0 <= n <= len(data):
+        return None
+    return data[:n], data[n:]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def stored_body(side: str, body: bytes, headers: Iterable[tuple[str, str]],
+                max_binary: int = MAX_BINARY_BYTES) -> dict[str, Any]:
+    """``{"<side>_content": str, ...}``: the body as the record stores it (module docstring)."""
+    out: dict[str, Any] = {}
+    data, removed = content_decode(body, header_value(headers, "content-encoding"))
+    if removed:
+        out[f"{side}_content_decoded"] = removed
+    split = _binary_split(data, header_value(headers, BINARY_HEADER_LENGTH))
+    if split is not None:
+        head, binary = split
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # not the extension after all: stored as one binary body below
+        else:
+            out[f"{side}_content"] = text
+            out[f"{side}_binary_size"] = len(binary)
+            if len(binary) <= max_binary:
+                out[f"{side}_binary"] = _b64(binary)
+            return out
+    try:
+        out[f"{side}_content"] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(data) <= max_binary:
+            out[f"{side}_content"] = _b64(data)
+            out[f"{side}_content_encoding"] = "base64"
+        else:
+            out[f"{side}_content"] = ""
+            out[f"{side}_content_encoding"] = "omitted"
+            out[f"{side}_content_size"] = len(data)
+    return out
 
 
 def clean_headers(headers: Iterable[tuple[str, str]],
@@ -94,9 +192,10 @@ def request_response_record(ex: Exchange,
     request_headers.update(clean_headers(ex.request_headers, redacted))
     response_headers = {":status": str(ex.status)}
     response_headers.update(clean_headers(ex.response_headers, redacted))
+    body = stored_body("request", ex.request_body, ex.request_headers)
     record: dict[str, Any] = {
         "request_id": ex.request_id,
-        "request_content": decode_body(ex.request_body),
+        "request_content": body.pop("request_content"),
         "request_uri": ex.uri,
         "request_http_method": ex.method,
         "request_http_headers": request_headers,
@@ -106,6 +205,7 @@ def request_response_record(ex: Exchange,
         "model_name": ex.model_name,
         "model_version": ex.model_version,
         "time": format_time(ex.when),
+        **body,
     }
     if ex.extra:
         record.update(ex.extra)
@@ -113,12 +213,14 @@ def request_response_record(ex: Exchange,
 
 
 def response_body_record(ex: Exchange) -> dict[str, Any]:
+    body = stored_body("response", ex.response_body, ex.response_headers)
     return {
         "request_id": ex.request_id,
         "model_name": ex.model_name,
         "model_version": ex.model_version,
-        "response_content": decode_body(ex.response_body),
+        "response_content": body.pop("response_content"),
         "time": format_time(ex.when),
+        **body,
     }
 
 

@@ -10,6 +10,7 @@ from deploy.reconciler import (
     Remove,
     Unpublish,
     WriteStatus,
+    desired_status,
     reconcile,
 )
 from deploy.runtime import Observed
@@ -98,3 +99,27 @@ def test_publish_says_whether_the_deployment_is_ready_for_route_traffic():
     assert of(starting, Publish)[0].ready is False
     observed = Observed(3, replicas=1, available=1, endpoints=(("127.0.0.1", 9),))
     assert of(reconcile(dep(), observed, 1, False, POLICY, "now"), Publish)[0].ready is True
+
+
+def test_documents_of_the_replicas_are_published():
+    info = (("/api/model/info", b'{"openapi": "3.0.3"}'),)
+    observed = Observed(3, replicas=1, available=1, endpoints=(("127.0.0.1", 9),),
+                        model_name="wine", model_version="1", documents=info)
+    assert of(reconcile(dep(), observed, 1, False, POLICY, "now"), Publish)[0].documents == info
+    assert of(reconcile(dep(), None, 1, False, POLICY, "now"), Publish)[0].documents == ()
+
+
+def test_a_platform_verified_generation_is_ready_at_zero():
+    """Kubernetes reports the spec rolled out while KEDA keeps it at zero replicas."""
+    observed = Observed(3, replicas=0, available=0, verified=True)
+    status = of(reconcile(dep(min_replicas=0), observed, 0, False, POLICY, "now"),
+                WriteStatus)[0].status
+    assert status.state == "Ready"
+    unverified = Observed(3, replicas=0, available=0)
+    assert desired_status(dep(min_replicas=0), unverified, False).state == "Processing"
+
+
+def test_a_problem_before_the_spec_is_applied_is_the_reason():
+    observed = Observed(2, problem="listing Deployment: ConnectError")
+    status = of(reconcile(dep(), observed, 1, False, POLICY, "now"), WriteStatus)[0].status
+    assert (status.state, status.reason) == ("Processing", "listing Deployment: ConnectError")

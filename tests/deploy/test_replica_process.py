@@ -26,3 +26,13 @@ def test_registry_uri_needs_a_tracking_uri():
     with pytest.raises(GiveUp, match="no tracking URI is configured"):
         model_uri("models:/wine/1")
     assert model_uri("models:/wine/1", "http://127.0.0.1:5000") == "models:/wine/1"
+
+
+def test_each_predictor_has_its_starter():
+    from deploy.replica_process import start_replica, starter_for
+    from deploy.triton_replica import start_triton_replica
+
+    assert starter_for("odahu-ml-server") is start_replica
+    assert starter_for("triton") is start_triton_replica
+    with pytest.raises(GiveUp, match="cannot run the 'onnx' predictor"):
+        starter_for("onnx")

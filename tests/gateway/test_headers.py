@@ -38,3 +38,14 @@ def test_response_headers_are_set_by_the_gateway():
     assert dict(out) == {"Content-Type": "application/json", "model-name": "wine",
                          "model-version": "1.0", "request-id": "rid", UPSTREAM_TIME_HEADER: "7",
                          "server": "mlgate"}
+
+
+def test_content_encoding_the_server_decoded_is_not_forwarded():
+    from gateway.headers import decoded_request_encoding
+
+    out = upstream_headers({"Content-Encoding": "GZIP", "Content-Type": "a/b"}, "r", None, "http")
+    assert "content-encoding" not in out and out["content-type"] == "a/b"
+    assert decoded_request_encoding({"content-encoding": "br"}) == "br"
+    out = upstream_headers({"Content-Encoding": "x-custom"}, "r", None, "http")
+    assert out["content-encoding"] == "x-custom"
+    assert decoded_request_encoding({"content-encoding": "x-custom"}) is None

@@ -186,3 +186,30 @@ async def test_health(stack):
     client, *_ = stack
     resp = await client.get("/health")
     assert resp.status == 200 and await resp.json() == {"status": "ok"}
+
+
+async def test_documents_are_answered_by_the_gateway_and_logged(stack):
+    client, table, upstream, logged = stack
+    table.set_documents("wine", {"/api/model/info": b'{"openapi": "3.0.3"}'})
+    resp = await client.get("/model/wine/api/model/info?x=1", headers={"Request-ID": "doc-1"})
+    assert resp.status == 200
+    assert await resp.json() == {"openapi": "3.0.3"}
+    assert resp.headers["request-id"] == "doc-1" and resp.headers["model-name"] == "wine"
+    assert upstream.app[SEEN] == []
+    assert logged[-1].request_id == "doc-1" and logged[-1].response_body == b'{"openapi": "3.0.3"}'
+    # other methods and paths still go to the replica
+    resp = await client.post("/model/wine/api/model/invoke", data=b"{}")
+    assert resp.status == 200 and len(upstream.app[SEEN]) == 1
+
+
+async def test_a_gzip_request_is_forwarded_decoded_and_marked_for_storage(stack):
+    import gzip
+
+    client, _table, upstream, logged = stack
+    resp = await client.post("/model/wine/api/model/invoke", data=gzip.compress(b'{"data": [[2]]}'),
+                             headers={"Content-Encoding": "gzip"})
+    assert resp.status == 200
+    _path, headers, body = upstream.app[SEEN][-1]
+    assert body == b'{"data": [[2]]}'
+    assert "content-encoding" not in {k.lower() for k in headers}
+    assert logged[-1].extra == {"request_content_decoded": "gzip"}

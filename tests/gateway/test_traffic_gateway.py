@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -32,8 +33,10 @@ def bearer(*roles: str, **claims) -> dict[str, str]:
     return {"Authorization": "Bearer " + ISSUER_KEYS.token(ISSUER_KEYS.claims(roles, **claims))}
 
 
-ADMIN = bearer("admin")
-SCIENTIST = bearer("data_scientist")
+# Made at import, used until the end of a long suite: valid for a day, not the default 10 min.
+DAY = 24 * 3600
+ADMIN = bearer("admin", exp=int(time.time()) + DAY)
+SCIENTIST = bearer("data_scientist", exp=int(time.time()) + DAY)
 
 
 def wine_route(a: int = 50, b: int = 50, **kw) -> TrafficRoute:
