@@ -48,7 +48,7 @@ from gateway import RouteTable
 from gateway.observe import Observer
 from storage import RecordWriter
 
-from .replica_process import _die_with_parent
+from .replica_process import die_with_parent
 from .worker_link import Link, TableSnapshot, snapshot
 
 log = logging.getLogger("mlgate.workers")
@@ -181,7 +181,7 @@ class WorkerPool:
             w.process = await asyncio.create_subprocess_exec(
                 *self.command, "--index", str(w.index), "--link-fd", str(theirs.fileno()),
                 stdin=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         finally:
             theirs.close()
         w.link = await Link.open(mine)
