@@ -26,6 +26,8 @@ from deploy.runtime import Observed
 class FixedRuntime:
     """The ``Runtime`` protocol over one address that serves every deployment."""
 
+    autoscales = False  # the reconciler's autoscaler runs, as with the local runtime
+
     def __init__(self, address: tuple[str, int]) -> None:
         self.address = address
         self._wanted: dict[str, tuple[int, int]] = {}  # id -> (generation, replicas)

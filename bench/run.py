@@ -13,10 +13,11 @@ Scenarios (``--only`` picks some):
 
 * ``throughput`` — saturated ``POST /model/<id>/api/model/invoke`` (wrk, closed loop)
   to ``bench/upstream.py`` (raw asyncio fixed-JSON server): directly, through nginx
-  (plain reverse proxy, keep-alive upstream), and through mlgate with everything on
-  (JWT, Request-ID, logging to the spool, and whatever else ``mlgate up`` does by
-  default). Also the CPU time each proxy spends per request.
-* ``latency`` — the same three at a fixed 1,000 requests/s, open loop
+  (plain reverse proxy, keep-alive upstream), through a plain aiohttp pass-through
+  (``bench/aiohttp_proxy.py``: the framework floor, no features) and through mlgate
+  with everything on (JWT, Request-ID, logging to the spool, and whatever else
+  ``mlgate up`` does by default). Also the CPU time each proxy spends per request.
+* ``latency`` — the same four at a fixed 1,000 requests/s, open loop
   (``bench/openloop.c``): p50 and p99 added over direct.
 * ``predictor`` — mlgate's predictor vs. ``mlflow models serve`` on the wine model,
   ``/invocations``, same body, same wrk, same concurrency.
@@ -210,8 +211,19 @@ def wait_http(url: str, headers: dict[str, str] | None = None, body: str | None 
     raise RuntimeError(f"{url} not ready: {last}")
 
 
+class Group:
+    """Processes sharing one port (``SO_REUSEPORT``), measured together."""
+
+    def __init__(self, services: list[Service]) -> None:
+        self.services = services
+
+    def cpu_seconds(self) -> float:
+        return sum(s.cpu_seconds() for s in self.services)
+
+
 class Stack:
-    """Upstream, nginx and mlgate, all on 127.0.0.1, for the gateway scenarios."""
+    """Upstream, nginx, a plain aiohttp proxy and mlgate, all on 127.0.0.1, for the gateway
+    scenarios."""
 
     def __init__(self, tmp: Path, workers: int) -> None:
         self.tmp = tmp
@@ -219,7 +231,14 @@ class Stack:
         self.services: list[Service] = []
 
     def __enter__(self) -> Stack:
-        up_port, self.nginx_port = free_port(), free_port()
+        try:
+            return self._start_all()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start_all(self) -> Stack:
+        up_port, self.nginx_port, aio_port = free_port(), free_port(), free_port()
         self.upstream = self._start(Service(
             "upstream", [PY, str(BENCH / "upstream.py"), "--port", str(up_port)],
             self.tmp / "upstream.log", ready_line="upstream ready on "))
@@ -232,6 +251,12 @@ class Stack:
                       "-e", str(self.tmp / "nginx-error.log")], self.tmp / "nginx.log"))
         self.nginx_url = f"http://127.0.0.1:{self.nginx_port}"
         wait_http(self.nginx_url + "/healthcheck")
+        self.aiohttp = Group([self._start(Service(
+            f"aiohttp-{i}", [PY, str(BENCH / "aiohttp_proxy.py"), "--upstream",
+                             f"127.0.0.1:{up_port}", "--port", str(aio_port), "--reuse-port"],
+            self.tmp / f"aiohttp-{i}.log", ready_line="proxy ready on "))
+            for i in range(self.workers)])
+        self.aiohttp_url = f"http://127.0.0.1:{aio_port}"
         self.mlgate, self.mlgate_url, self.token = start_mlgate(
             self.tmp / "mlgate", f"127.0.0.1:{up_port}", self.workers)
         self.services.append(self.mlgate)
@@ -247,6 +272,7 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         for service in reversed(self.services):
             service.stop()
+        self.services.clear()
 
 
 def start_mlgate(data_dir: Path, upstream: str, workers: int) -> tuple[Service, str, str]:
@@ -320,7 +346,7 @@ def parse_wrk(out: str) -> dict[str, float]:
 
 
 def run_wrk(url: str, script: Path, duration: float, connections: int,
-            watch: Service | None = None) -> dict[str, float]:
+            watch: Service | Group | None = None) -> dict[str, float]:
     cmd = wrk_command(url, script, duration, connections)
     cpu0 = watch.cpu_seconds() if watch else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
@@ -373,6 +399,7 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
     out: dict[str, Any] = {}
     targets = {"direct": (stack.direct_url, {}, None),
                "nginx": (stack.nginx_url, {}, stack.nginx),
+               "aiohttp": (stack.aiohttp_url, {}, stack.aiohttp),
                "mlgate": (stack.mlgate_url, stack.auth, stack.mlgate)}
     json_header = {"Content-Type": "application/json"}
     scripts = {name: lua_script(tmp, "POST", INVOKE_BODY, json_header | hdrs)
@@ -387,15 +414,19 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
                                           args.connections, watch))
                 log(f"throughput run {i + 1} {name}: {runs[name][-1]['rps']:.0f} req/s")
         ratios = [m["rps"] / n["rps"] for m, n in zip(runs["mlgate"], runs["nginx"], strict=True)]
+        floor = [m["rps"] / a["rps"] for m, a in zip(runs["mlgate"], runs["aiohttp"], strict=True)]
         out["throughput"] = {
             "command": command_line(wrk_command(stack.mlgate_url + INVOKE_PATH,
                                                 Path("invoke.lua"), args.duration,
                                                 args.connections)),
             "upstream": "bench/upstream.py: raw asyncio (uvloop) server, fixed JSON answer",
+            "aiohttp": "bench/aiohttp_proxy.py: plain aiohttp pass-through, as many processes "
+                       "as mlgate workers (the framework mlgate is built on, no features)",
             "rps": {name: spread([r["rps"] for r in rs]) for name, rs in runs.items()},
             "cpu_us_per_request": {name: spread([r["cpu_us_per_request"] for r in rs])
                                    for name, rs in runs.items() if name != "direct"},
             "ratio_mlgate_nginx": spread(ratios),
+            "ratio_mlgate_aiohttp": spread(floor),
             "target": TARGETS["throughput_ratio"],
             "met": statistics.median(ratios) >= TARGETS["throughput_ratio"],
         }
@@ -411,7 +442,7 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
                 log(f"latency run {i + 1} {name}: p50 {lat[name][-1]['p50_ms']:.3f} ms "
                     f"p99 {lat[name][-1]['p99_ms']:.3f} ms")
         added = {}
-        for name in ("nginx", "mlgate"):
+        for name in ("nginx", "aiohttp", "mlgate"):
             added[name] = {
                 q: spread([r[f"{q}_ms"] - d[f"{q}_ms"]
                            for r, d in zip(lat[name], lat["direct"], strict=True)])
@@ -504,7 +535,9 @@ def scenario_predictor(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     mlflow_bin = str(Path(PY).parent / "mlflow")
     mlflow_cmd = [mlflow_bin, "models", "serve", "-m", str(WINE), "--env-manager", "local",
                   "-h", "127.0.0.1", "-p", str(mlflow_port)]
-    theirs = Service("mlflow", mlflow_cmd, tmp / "mlflow.log")
+    # mlflow runs `uvicorn` from PATH: the virtualenv's, as an activated venv would
+    theirs = Service("mlflow", mlflow_cmd, tmp / "mlflow.log",
+                     env={"PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
     headers = {"Content-Type": "application/json"}
     script = lua_script(tmp, "POST", INVOCATIONS_BODY, headers)
     try:
@@ -559,8 +592,12 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{fmt(t['rps']['direct'])} | {fmt(t['rps']['mlgate'])} | "
                     f"{fmt(t['ratio_mlgate_nginx'], 2)} of nginx | >= {t['target']:g} | "
                     f"{'yes' if t['met'] else 'no'} |")
+        rows.append(f"| gateway throughput vs. its framework (req/s) | plain aiohttp proxy "
+                    f"{fmt(t['rps']['aiohttp'])} | {fmt(t['rps']['mlgate'])} | "
+                    f"{fmt(t['ratio_mlgate_aiohttp'], 2)} of aiohttp | | |")
         rows.append(f"| gateway CPU per request (µs) | nginx "
-                    f"{fmt(t['cpu_us_per_request']['nginx'])} | "
+                    f"{fmt(t['cpu_us_per_request']['nginx'])}; aiohttp "
+                    f"{fmt(t['cpu_us_per_request']['aiohttp'])} | "
                     f"{fmt(t['cpu_us_per_request']['mlgate'])} | | | |")
     if "latency" in s:
         lt = s["latency"]
@@ -569,7 +606,8 @@ def markdown(results: dict[str, Any]) -> str:
             target = lt[f"target_added_{q}_ms"]
             met = "yes" if a["mlgate"][q]["median"] <= target else "no"
             rows.append(f"| added {q} at {lt['rate']:g} req/s (ms) | "
-                        f"nginx +{fmt(a['nginx'][q], 3)}; direct {q} {fmt(ab['direct'][q], 3)} | "
+                        f"nginx +{fmt(a['nginx'][q], 3)}; aiohttp +{fmt(a['aiohttp'][q], 3)}; "
+                        f"direct {q} {fmt(ab['direct'][q], 3)} | "
                         f"{fmt(ab['mlgate'][q], 3)} |"
                         f" +{fmt(a['mlgate'][q], 3)} | <= {target:g} | {met} |")
     if "predictor" in s:
@@ -620,15 +658,15 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     ax = axes[0][0]
     if "throughput" in s:
-        names = ["direct", "nginx", "mlgate"]
+        names = ["direct", "nginx", "aiohttp", "mlgate"]
         med = [s["throughput"]["rps"][n]["median"] for n in names]
-        ax.bar(names, med, color=["#999", "#4a7", "#37c"])
+        ax.bar(names, med, color=["#999", "#4a7", "#b84", "#37c"])
         ax.set_title(f"gateway throughput, req/s (mlgate/nginx "
                      f"{s['throughput']['ratio_mlgate_nginx']['median']:.2f})")
     ax = axes[0][1]
     if "latency" in s:
         lt = s["latency"]
-        names = ["direct", "nginx", "mlgate"]
+        names = ["direct", "nginx", "aiohttp", "mlgate"]
         x = range(len(names))
         ax.bar([i - 0.2 for i in x], [lt["absolute_ms"][n]["p50"]["median"] for n in names],
                0.4, label="p50")
