@@ -10,7 +10,7 @@ DATA_DIR ?= .mlgate
 
 ODAHU_VENV := .venv-odahu
 
-.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools \
+.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools bench-profile \
 	bench-scaling bench-storage bench-triton test-tools
 
 # The virtualenv is rebuilt whenever the lock file changes.
@@ -77,6 +77,10 @@ bench-tools:
 # About 10 minutes; BENCH_ARGS="--runs 1 --duration 3 --memory-requests 100000" for a quick look.
 bench: demo-models bench-tools
 	MLGATE_BENCH_MAKE=1 $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# What a saturated gateway spends its time on: py-spy over every mlgate process under wrk.
+bench-profile: demo-models bench-tools
+	$(BIN)/python bench/hotspots.py
 
 # Records/s into moto S3 and the local backend with the spool on; feedback latency vs. no spool.
 bench-storage: install

@@ -448,7 +448,7 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
                            for r, d in zip(lat[name], lat["direct"], strict=True)])
                 for q in ("p50", "p99")}
         out["latency"] = {
-            "command": command_line([str(BENCH / "openloop"), "-u", stack.mlgate_url + INVOKE_PATH,
+            "command": command_line(["bench/openloop", "-u", stack.mlgate_url + INVOKE_PATH,
                                      "-r", f"{args.rate:g}", "-d", f"{args.duration:g}", "-w",
                                      "2", "-c", "32", "-b", "invoke.json", "-H",
                                      "Authorization: Bearer ..."]),
@@ -689,8 +689,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ax.plot(xs, [b for _, b in m["samples"]], marker="o")
         ax.set_xlabel("thousand requests after warm-up")
         ax.set_ylabel("RSS, MB")
-        ax.set_ylim(bottom=0)
-        ax.set_title("gateway memory")
+        ax.set_ylim(0, max(b for _, b in m["samples"]) * 1.25)
+        ax.set_title(f"gateway memory ({m['growth_mb']:+.1f} MB)")
     fig.suptitle("mlgate benchmarks (make bench)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
