@@ -10,8 +10,8 @@ DATA_DIR ?= .mlgate
 
 ODAHU_VENV := .venv-odahu
 
-.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench-scaling bench-storage \
-	bench-triton test-tools
+.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools bench-profile \
+	bench-scaling bench-storage bench-triton test-tools
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -60,6 +60,27 @@ test-tools:
 test: install demo-models odahu-cli test-tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# What `make bench` drives, from Debian when missing: wrk (load), nginx (the baseline proxy),
+# gcc (bench/openloop.c, the open-loop load generator).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-tools:
+	@if ! command -v wrk >/dev/null || ! { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } \
+	  || ! command -v gcc >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    wrk nginx-light gcc libc6-dev; fi
+
+# Gateway vs. nginx (throughput, added latency at 1,000 req/s open loop), predictor vs.
+# `mlflow models serve`, durable feedback/s, gateway memory over 1M requests: ratios against
+# baselines of the same run -> bench/results.json, bench/RESULTS.md, bench/results.png.
+# About 10 minutes; BENCH_ARGS="--runs 1 --duration 3 --memory-requests 100000" for a quick look.
+bench: demo-models bench-tools
+	MLGATE_BENCH_MAKE=1 $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# What a saturated gateway spends its time on: py-spy over every mlgate process under wrk.
+bench-profile: demo-models bench-tools
+	$(BIN)/python bench/hotspots.py
 
 # Records/s into moto S3 and the local backend with the spool on; feedback latency vs. no spool.
 bench-storage: install

@@ -18,8 +18,9 @@ from .models import ModelDeployment
 
 def configure_logging(level: str, fmt: str = "text") -> None:
     """Log lines on stderr; ``fmt`` ``json`` (``logging.format``) writes one object a line."""
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway.access_log import TEXT_FORMAT
+
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=TEXT_FORMAT)
     if fmt == "json":
         from gateway.access_log import JsonFormatter
 
@@ -35,12 +36,15 @@ def add_up_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 5080; 0 picks a free one)")
     p.add_argument("--data-dir", help="state, keys, spool and local storage (default ./.mlgate)")
+    p.add_argument("--workers", type=int, help="processes serving the port (default 1; one per "
+                   "core): one runs the control plane, the others only the gateway")
     p.set_defaults(func=cmd_up)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides={
-        "host": args.host, "port": args.port, "data_dir": args.data_dir})
+        "host": args.host, "port": args.port, "data_dir": args.data_dir,
+        "workers": getattr(args, "workers", None)})
 
 
 def load_manifests(files: Sequence[str]) -> list[ModelDeployment]:
@@ -66,7 +70,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, settings.logging.format)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run(settings, deployments))
+        return runner.run(run(settings, deployments, config_file=args.config))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -229,6 +229,9 @@ class Settings:
     data_dir: str = ".mlgate"
     runtime: str = "local"
     log_level: str = "info"
+    workers: int = 1
+    """Processes serving the port (``SO_REUSEPORT``): the primary and ``workers - 1``
+    gateway-only workers (:mod:`deploy.workers`)."""
     storage: StorageSettings = field(default_factory=StorageSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -243,6 +246,8 @@ class Settings:
             raise ConfigError(f"runtime must be 'local' or 'kubernetes', got {self.runtime!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"workers must be 1-64, got {self.workers}")
 
     @property
     def data_path(self) -> Path:

@@ -241,8 +241,9 @@ class Reconciler:
                verified: bool, available: int) -> int:
         state = self.autoscaler.state(dep.id, dep.generation, now)
         entry = self.table.get(dep.id)
-        observe(state, now, entry.in_flight if entry else 0, entry.requests if entry else 0,
-                policy, available)
+        in_flight = entry.in_flight + entry.peer_in_flight if entry else 0
+        requests = entry.requests + entry.peer_requests if entry else 0
+        observe(state, now, in_flight, requests, policy, available)
         return decide(state, policy, now, verified)
 
     def _apply(self, action: Action) -> None:

@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import EllipsisType
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from gateway import (
 from gateway.app import OBSERVER
 from gateway.errors import set_error_format
 from gateway.limits import quiet_protocol_errors
+from gateway.observe import Observer
 from gateway.openapi import add_openapi_route
 from storage import (
     DEFAULT_REDACTED_HEADERS,
@@ -61,6 +63,13 @@ from .monitoring import control_plane_view
 from .reconciler import Reconciler
 from .runtime import Runtime, RuntimeProblem
 from .store import Store
+from .workers import (
+    WorkerPool,
+    WorkerStartError,
+    drain_orphan_spools,
+    orphan_spool_dirs,
+    worker_command,
+)
 
 log = logging.getLogger("mlgate")
 
@@ -72,14 +81,17 @@ def build_backend(settings: Settings) -> Backend:
                         endpoint_url=s.endpoint_url, region=s.region, timeout=s.timeout)
 
 
-def build_writer(settings: Settings) -> RecordWriter:
-    """The spooling writer: segments under ``<data_dir>/spool``, uploaded to the backend."""
+def build_writer(settings: Settings, spool_dir: Path | None = None) -> RecordWriter:
+    """The spooling writer: segments under ``<data_dir>/spool`` (or ``spool_dir``), uploaded
+    to the backend. With ``workers: N`` each process gets 1/N of ``spool.max_bytes``."""
     s = settings.storage
     redacted = DEFAULT_REDACTED_HEADERS | {h.lower() for h in s.redact_headers}
-    return RecordWriter(build_backend(settings), settings.data_path / "spool", WriterConfig(
+    return RecordWriter(build_backend(settings), spool_dir or settings.data_path / "spool",
+                        WriterConfig(
         prefix=s.prefix, flush_records=s.flush_records, flush_bytes=s.flush_bytes,
         flush_interval=s.flush_interval, max_pending_records=s.max_pending_records,
-        spool_max_bytes=s.spool.max_bytes, feedback_reserve=s.spool.feedback_reserve,
+        spool_max_bytes=max(1, s.spool.max_bytes // settings.workers),
+        feedback_reserve=s.spool.feedback_reserve,
         upload_concurrency=s.spool.upload_concurrency, retry_cap=s.spool.retry_max_delay,
         shutdown_timeout=s.spool.shutdown_timeout, redacted_headers=frozenset(redacted)))
 
@@ -141,8 +153,10 @@ def apply_manifests(store: Store, deployments: Sequence[ModelDeployment]) -> Non
 
 
 async def run(settings: Settings, deployments: Sequence[ModelDeployment],
-              on_ready: Callable[[str], None] | None = None) -> int:
-    """Run the stack until SIGTERM/SIGINT; the exit code for the process."""
+              on_ready: Callable[[str], None] | None = None,
+              config_file: str | None = None) -> int:
+    """Run the stack until SIGTERM/SIGINT; the exit code for the process. ``config_file``:
+    the YAML file ``settings`` came from, for the gateway workers to read too."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -172,6 +186,8 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     runner: web.AppRunner | None = None
     app: web.Application | None = None
     reconciling: asyncio.Task[None] | None = None
+    workers: WorkerPool | None = None
+    orphans: asyncio.Task[None] | None = None
     code = 0
     try:
         app = build_app(settings, table, writer, auth, store)
@@ -180,8 +196,9 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                                **server_settings(build_limits(settings)))
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                           backlog=2048)
+                           reuse_port=settings.workers > 1 or None, backlog=2048)
         await site.start()  # listening before any replica starts: a busy port starts nothing
+        host, port = runner.addresses[0][:2]
         try:
             await runtime.start(reconciler.wake)
         except RuntimeProblem as exc:  # no cluster, credentials, RBAC: nothing can run
@@ -189,7 +206,9 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                   file=sys.stderr, flush=True)
             return 1
         reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
-        host, port = runner.addresses[0][:2]
+        if settings.workers > 1:
+            workers, orphans = await start_workers(settings, runner, table, reconciler.demand,
+                                                   port, config_file, app[OBSERVER])
         url = f"http://{host}:{port}"
         print(f"mlgate ready on {url}", flush=True)
         if on_ready is not None:
@@ -199,7 +218,14 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         code = 1
+    except WorkerStartError as exc:
+        log.error("%s", exc)
+        code = 1
     finally:
+        if workers is not None:
+            await workers.stop()
+        if orphans is not None:
+            await orphans
         if runner is not None:
             await runner.cleanup()
         if reconciling is not None:
@@ -215,3 +241,29 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         if app is not None:
             log.info("mirror: %s", app[MIRROR].stats.as_dict())
     return code
+
+
+async def start_workers(settings: Settings, runner: web.AppRunner, table: RouteTable,
+                        demand: Callable[[str], None], port: int, config_file: str | None,
+                        observer: Observer | None = None,
+                        ) -> tuple[WorkerPool, asyncio.Task[None]]:
+    """The gateway workers of ``workers: N`` (:mod:`deploy.workers`): a private listener
+    on 127.0.0.1 for what they forward, the workers themselves, and the upload of spools
+    that workers of an earlier run with more of them left behind."""
+    internal = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await internal.start()
+    primary = f"127.0.0.1:{runner.addresses[-1][1]}"
+    orphans = asyncio.create_task(drain_orphan_spools(
+        [build_writer(settings, d) for d in orphan_spool_dirs(settings.data_path,
+                                                              settings.workers)]),
+        name="mlgate-orphan-spools")
+    pool = WorkerPool(settings.workers, table, worker_command(
+        config_file, settings.host, port, str(settings.data_path), primary), demand, observer)
+    try:
+        await pool.start()
+    except BaseException:
+        await pool.stop()
+        raise
+    log.info("%d gateway worker processes serving %s:%d with this one", settings.workers - 1,
+             settings.host, port)
+    return pool, orphans

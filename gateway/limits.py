@@ -149,12 +149,15 @@ def make_body_filter(limits: Limits) -> Callable:
     @web.middleware
     async def body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.body_exists:
-            try:
-                async with asyncio.timeout(limits.body_timeout):
-                    data = await request.read()
-            except TimeoutError:
-                raise RequestTimeout(f"request body not received within "
-                                     f"{limits.body_timeout:g} s") from None
+            if request.content.is_eof():  # already all here (the usual small body): no timer
+                data = await request.read()
+            else:
+                try:
+                    async with asyncio.timeout(limits.body_timeout):
+                        data = await request.read()
+                except TimeoutError:
+                    raise RequestTimeout(f"request body not received within "
+                                         f"{limits.body_timeout:g} s") from None
             if data and request.path.startswith(JSON_PATH_PREFIXES):
                 _check_json_depth(data, limits.max_json_depth)
         return await handler(request)

@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from storage import WriterStats
 
+from .peers import PEER_FAMILIES, Peers, merge_families, sum_writer_stats
 from .routing import Deployment, RouteTable
 
 REQUEST_LABELS = ("deployment", "route", "model_name", "model_version", "code")
@@ -157,14 +158,22 @@ class GatewayMetrics:
             child = self._cold[dep.id] = self.cold_starts.labels(dep.id)
         child.inc()
 
-    def exposition(self, state: list[Any] | None = None) -> bytes:
+    def exposition(self, state: list[Any] | None = None,
+                   peers: Sequence[Iterable[Any]] = ()) -> bytes:
         """The text format, as ``/metrics`` answers it.
 
         ``state``: the state families already collected (on the loop); the per-request
-        metrics are thread-safe, so this may then run in a worker thread.
+        metrics are thread-safe, so this may then run in a worker thread. ``peers``: the
+        per-request families of the other gateway processes, added in (``gateway.peers``).
         """
         families = list(self.state.collect()) if state is None else state
-        return generate_latest(self.registry) + generate_latest(_Families(families))
+        own = generate_latest(self.registry) if not peers else generate_latest(
+            _Families(merge_families(self.registry.collect(), peers)))
+        return own + generate_latest(_Families(families))
+
+    def request_families(self) -> list[Any]:
+        """This process's per-request families, for the primary to add (``gateway.peers``)."""
+        return [m for m in self.registry.collect() if m.name in PEER_FAMILIES]
 
 
 class _Families:
@@ -184,6 +193,8 @@ class StateCollector(Collector):
         self.table = table
         self.view: ControlPlaneView | None = None
         self.writer_stats: WriterStats | None = None
+        self.peers: Peers | None = None
+        """The other gateway processes' reports (``mlgate up --workers``), when any."""
         self.mirror_stats: Any | None = None
         """``gateway.mirror.MirrorStats``: copies sent to ModelRoutes' mirrors."""
 
@@ -196,11 +207,14 @@ class StateCollector(Collector):
             "mlgate_requests_in_flight", "Requests a deployment is handling now "
             "(held for a cold start or waiting for a replica)", labels=["deployment"])
         for dep in entries:
-            in_flight.add_metric([dep.id], dep.in_flight)
+            in_flight.add_metric([dep.id], dep.in_flight + dep.peer_in_flight)
         yield in_flight
         yield from self._deployments(entries)
         if self.writer_stats is not None:
-            yield from writer_families(self.writer_stats)
+            stats = self.writer_stats
+            if self.peers:
+                stats = sum_writer_stats([stats, *self.peers.writer_stats()])
+            yield from writer_families(stats)
         if self.mirror_stats is not None:
             copies = CounterMetricFamily(
                 "mlgate_mirror_copies", "Copies for ModelRoutes' mirrors: started (copied), "

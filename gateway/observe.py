@@ -29,6 +29,7 @@ from .metrics import (
     GatewayMetrics,
     table_view,
 )
+from .peers import PeerReport, Peers, sum_writer_stats
 from .request_id import REQUEST_ID_KEY
 from .rolling import Window
 from .routing import Deployment, RouteTable
@@ -56,6 +57,9 @@ class Observer:
         self.window_seconds = window_seconds
         self.windows: dict[str, Window] = {}
         self.access = AccessLog() if access_log else None
+        self.peers = Peers()
+        self.metrics.state.peers = self.peers
+        self._reported_until = int(time.time()) - 1
 
     def attach(self, view: ControlPlaneView | None = None,
                writer_stats: WriterStats | None = None, mirror_stats: object = None) -> None:
@@ -74,7 +78,33 @@ class Observer:
 
     @property
     def writer_stats(self) -> WriterStats | None:
-        return self.metrics.state.writer_stats
+        own = self.metrics.state.writer_stats
+        if own is None or not self.peers:
+            return own
+        return sum_writer_stats([own, *self.peers.writer_stats()])
+
+    # -- several gateway processes (``mlgate up --workers``; see ``gateway.peers``) -----------
+
+    def peer_report(self, now: int | None = None) -> PeerReport:
+        """What a worker sends the primary: its counters, and the window seconds completed
+        since the last report."""
+        now = int(time.time()) if now is None else now
+        first, last = self._reported_until + 1, now - 1
+        windows = {dep_id: slots for dep_id, w in self.windows.items()
+                   if (slots := w.slots(first, last))}
+        self._reported_until = max(self._reported_until, last)
+        return PeerReport(self.metrics.request_families(), windows,
+                          self.metrics.state.writer_stats)
+
+    def take_peer(self, index: int, report: PeerReport) -> None:
+        """A worker's report, on the primary."""
+        self.peers.take(index, report)
+        for dep_id, slots in report.windows.items():
+            window = self.windows.get(dep_id)
+            if window is None:
+                window = self.windows[dep_id] = Window(self.window_seconds)
+            for slot in slots:
+                window.merge(*slot)
 
     def done(self, request: web.Request, status: int, seconds: float) -> None:
         """One finished request: count it where it belongs, queue its access line."""
@@ -154,7 +184,9 @@ def add_metrics_route(app: web.Application, observer: Observer) -> None:
         # plane); the text is rendered in a thread, so a big scrape does not stall requests.
         observer.forget_gone()
         state = list(metrics.state.collect())
-        body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition, state)
+        peers = observer.peers.families()
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition, state,
+                                                                peers)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get(METRICS_PATH, handler, name="metrics")

@@ -114,3 +114,32 @@ class Window:
         points = min(span, self.seconds) // step
         return [(end, self.totals(end, step))
                 for end in range(now - (points - 1) * step, now + 1, step)]
+
+    # -- merging windows of several processes (``mlgate up --workers``) ----------------------
+
+    def slots(self, first: int, last: int) -> list[tuple[int, int, int, tuple[int, ...]]]:
+        """The seconds ``first..last`` that saw requests: ``(second, requests, errors,
+        histogram)``, for another process's window to :meth:`merge`."""
+        out = []
+        for second in range(max(first, last - self.seconds + 1), last + 1):
+            i = second % self.seconds
+            if self._stamps[i] == second and self._counts[i]:
+                out.append((second, self._counts[i], self._errors[i], tuple(self._hist[i])))
+        return out
+
+    def merge(self, second: int, requests: int, errors: int, hist: Sequence[int]) -> None:
+        """Add another window's slot for ``second`` (same bounds) to this one."""
+        i = second % self.seconds
+        if self._stamps[i] > second:
+            return  # that slot already holds a later second: this one is out of the window
+        if self._stamps[i] != second:
+            self._stamps[i] = second
+            self._counts[i] = 0
+            self._errors[i] = 0
+            self._hist[i][:] = self._zeros
+        self._counts[i] += requests
+        self._errors[i] += errors
+        row = self._hist[i]
+        for j, count in enumerate(hist):
+            if count:
+                row[j] += count

@@ -48,6 +48,11 @@ class Deployment:
     """``spec.roleName``: one more role that may invoke this deployment."""
     requests: int = 0
     """Requests received so far; the autoscaler reads the difference between samples."""
+    peer_requests: int = 0
+    """Requests received by the other gateway processes (``mlgate up --workers``), as they
+    report them to the primary."""
+    peer_in_flight: int = 0
+    """Requests in flight in the other gateway processes, as last reported."""
     on_demand: Callable[[str], None] | None = None
     """Called with the deployment id when a request finds no replica."""
     cold_start_timeout: float = 0.0

@@ -1,21 +1,30 @@
-"""The upstream transport: one pooled aiohttp client, errors mapped at the boundary.
+"""The upstream transport: pooled kept-alive HTTP/1.1 connections, errors mapped at the boundary.
 
-aiohttp's exceptions never leave this module; callers see the ``UpstreamError``
-family from ``gateway.errors``. ``UpstreamConnectError`` is the only one
-raised before the request could have reached the model, so it is the only
-one a caller may retry on another replica.
+Requests go out over :class:`gateway.http1.Connection` (one request at a time per
+connection, idle connections reused last-in first-out, closed after ``keepalive``
+seconds idle). Its errors never leave this module; callers see the
+``UpstreamError`` family from ``gateway.errors``. ``UpstreamConnectError`` is the
+only one raised before the request could have reached the model, so it is the
+only one a caller may retry on another replica. A kept-alive connection the
+replica closed just as it was reused, before answering a byte, is retried once on
+a new connection for idempotent methods (as aiohttp's client does).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import aiohttp
-from multidict import CIMultiDictProxy
-from yarl import URL
+from multidict import CIMultiDict
 
 from .errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
+from .http1 import Connection, Disconnected, ProtocolError, ReadTimeout, encode_request
 from .routing import Replica
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,67 +41,187 @@ class Timeouts:
             if value is not None and value <= 0:
                 raise ValueError(f"timeout {name} must be > 0, got {value}")
 
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect,
-                                     sock_read=self.read)
-
 
 @dataclass(slots=True)
 class UpstreamResponse:
     status: int
-    headers: CIMultiDictProxy[str]
+    headers: CIMultiDict[str]
     body: bytes
 
 
 class UpstreamPool:
-    """One ``ClientSession`` for all replicas; create it inside the running loop (``start``)."""
+    """Connections to every replica; ``start`` inside the running loop, ``close`` at the end."""
 
     def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 1000,
                  keepalive: float = 15.0) -> None:
         self.timeouts = timeouts or Timeouts()
         self._limit = limit
         self._keepalive = keepalive
-        self._session: aiohttp.ClientSession | None = None
-        self._client_timeout = self.timeouts.client_timeout()
+        self._idle: dict[tuple[str, int], list[Connection]] = {}
+        self._busy: set[Connection] = set()
+        self._open = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0,
-                                         keepalive_timeout=self._keepalive,
-                                         ttl_dns_cache=None)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._client_timeout, auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._loop = asyncio.get_running_loop()
+        self._sweeper = asyncio.create_task(self._sweep(), name="mlgate-upstream-sweeper")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
+        for conn in list(self._busy):
+            conn.close()
+        self._loop = None
 
     async def send(self, replica: Replica, method: str, path_qs: str,
-                   headers: dict[str, str], body: bytes) -> UpstreamResponse:
-        assert self._session is not None, "UpstreamPool.start() was not awaited"
-        url = URL(f"http://{replica.host}:{replica.port}{path_qs}", encoded=True)
+                   headers: Mapping[str, str], body: bytes) -> UpstreamResponse:
+        assert self._loop is not None, "UpstreamPool.start() was not awaited"
         try:
-            async with self._session.request(method, url, headers=headers,
-                                             data=body or None, allow_redirects=False) as resp:
-                payload = await resp.read()
-                return UpstreamResponse(resp.status, resp.headers, payload)
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(
-                f"cannot connect to replica {replica.address}: {exc.os_error.strerror or exc}"
-            ) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamConnectError(
-                f"connecting to replica {replica.address} timed out") from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamTimeout(
-                f"replica {replica.address} did not answer within {self.timeouts.read:g}s"
-            ) from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
-                aiohttp.ClientResponseError, aiohttp.ClientOSError) as exc:
+            request = encode_request(method, path_qs, replica.address, headers.items(), body)
+        except ProtocolError as exc:
             raise UpstreamProtocolError(
-                f"replica {replica.address} closed the connection or sent a broken answer: "
-                f"{exc.__class__.__name__}"
-            ) from exc
+                f"cannot send to replica {replica.address}: {exc}") from None
+        if self.timeouts.total is None:
+            return await self._send(replica, method, request)
+        try:
+            async with asyncio.timeout(self.timeouts.total):
+                return await self._send(replica, method, request)
+        except TimeoutError:
+            raise UpstreamTimeout(f"replica {replica.address} did not answer within "
+                                  f"{self.timeouts.total:g}s in total") from None
+
+    async def _send(self, replica: Replica, method: str, request: bytes) -> UpstreamResponse:
+        key = (replica.host, replica.port)
+        conn, reused = await self._acquire(replica, key)
+        while True:
+            self._busy.add(conn)
+            try:
+                resp = await conn.send(request, method == "HEAD", self.timeouts.read)
+            except Disconnected as exc:
+                self._discard(conn)
+                if reused and not exc.got_bytes and method in IDEMPOTENT:
+                    reused = False
+                    conn = await self._connect(replica)
+                    continue
+                raise UpstreamProtocolError(
+                    f"replica {replica.address} closed the connection or sent a broken answer: "
+                    f"{exc}") from None
+            except ProtocolError as exc:
+                self._discard(conn)
+                raise UpstreamProtocolError(
+                    f"replica {replica.address} closed the connection or sent a broken answer: "
+                    f"{exc}") from None
+            except ReadTimeout:
+                self._discard(conn)
+                raise UpstreamTimeout(f"replica {replica.address} did not answer within "
+                                      f"{self.timeouts.read:g}s") from None
+            except BaseException:  # cancelled: the connection is mid-exchange, never reuse it
+                conn.abandon()
+                self._discard(conn)
+                raise
+            self._busy.discard(conn)
+            if resp.keep_alive and not conn.closed:
+                conn.idle_since = self._loop.time()  # type: ignore[union-attr]
+                self._idle.setdefault(key, []).append(conn)
+                self._wake_one()
+            else:
+                conn.close()
+                self._discard(conn)
+            return UpstreamResponse(resp.status, CIMultiDict(resp.headers), resp.body)
+
+    def _reuse(self, key: tuple[str, int]) -> Connection | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        oldest_ok = self._loop.time() - self._keepalive  # type: ignore[union-attr]
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.idle_since >= oldest_ok:
+                return conn
+            conn.close()
+            self._open -= 1
+        return None
+
+    async def _acquire(self, replica: Replica,
+                       key: tuple[str, int]) -> tuple[Connection, bool]:
+        """An idle connection to ``replica`` (True), or a new one (False) within ``limit``:
+        at the limit, an idle connection to another replica is closed, else the request
+        waits for one to be released."""
+        while True:
+            conn = self._reuse(key)
+            if conn is not None:
+                return conn, True
+            if self._open < self._limit or self._close_one_idle():
+                return await self._connect(replica), False
+            waiter = self._loop.create_future()  # type: ignore[union-attr]
+            self._slot_waiters.append(waiter)
+            await waiter
+
+    async def _connect(self, replica: Replica) -> Connection:
+        self._open += 1
+        try:
+            async with asyncio.timeout(self.timeouts.connect):
+                _, conn = await self._loop.create_connection(  # type: ignore[union-attr]
+                    Connection, replica.host, replica.port)
+        except TimeoutError:
+            self._open -= 1
+            self._wake_one()
+            raise UpstreamConnectError(
+                f"connecting to replica {replica.address} timed out") from None
+        except OSError as exc:
+            self._open -= 1
+            self._wake_one()
+            raise UpstreamConnectError(
+                f"cannot connect to replica {replica.address}: {exc.strerror or exc}") from None
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+        return conn
+
+    def _discard(self, conn: Connection) -> None:
+        self._busy.discard(conn)
+        conn.close()
+        self._open -= 1
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _close_one_idle(self) -> bool:
+        for conns in self._idle.values():
+            if conns:
+                conns.pop(0).close()
+                self._open -= 1
+                return True
+        return False
+
+    async def _sweep(self) -> None:
+        """Close connections idle longer than ``keepalive`` (and forget closed ones)."""
+        while True:
+            await asyncio.sleep(max(1.0, self._keepalive / 2))
+            oldest_ok = self._loop.time() - self._keepalive  # type: ignore[union-attr]
+            for key, conns in list(self._idle.items()):
+                keep = [c for c in conns if not c.closed and c.idle_since >= oldest_ok]
+                for conn in conns:
+                    if conn not in keep:
+                        conn.close()
+                        self._open -= 1
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+            self._wake_one()

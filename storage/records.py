@@ -48,8 +48,20 @@ MAX_DECODED_BYTES = 64 << 20
 BINARY_HEADER_LENGTH = "inference-header-content-length"
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
+_last_second: tuple[int, str] = (-1, "")
+
 
 def format_time(when: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS +0000``; memoised per second (records come in bursts)."""
+    global _last_second
+    if when.tzinfo is UTC:
+        second = int(when.timestamp())
+        cached = _last_second
+        if cached[0] == second:
+            return cached[1]
+        text = when.strftime("%Y-%m-%d %H:%M:%S +0000")
+        _last_second = (second, text)
+        return text
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
 
 

@@ -36,8 +36,20 @@ def object_number(run_id: str, seq: int) -> str:
     return f"{run_id}{seq:0{SEQ_DIGITS}d}"
 
 
+_last_hour: tuple[int, str] = (-1, "")
+
+
 def hour_of(when: datetime) -> str:
-    """``YYYYMMDDHH`` in UTC (naive datetimes are taken as UTC)."""
+    """``YYYYMMDDHH`` in UTC (naive datetimes are taken as UTC); memoised per hour."""
+    global _last_hour
+    if when.tzinfo is UTC:
+        hour = int(when.timestamp()) // 3600
+        cached = _last_hour
+        if cached[0] == hour:
+            return cached[1]
+        text = f"{when:%Y%m%d%H}"
+        _last_hour = (hour, text)
+        return text
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return f"{when:%Y%m%d%H}"

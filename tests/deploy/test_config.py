@@ -44,3 +44,15 @@ def test_errors_name_the_key(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings("/nonexistent/mlgate.yaml", env={})
+
+
+def test_workers_from_file_env_and_flag(tmp_path):
+    path = tmp_path / "mlgate.yaml"
+    path.write_text("workers: 2\n")
+    assert load_settings(path, env={}).workers == 2
+    assert load_settings(path, env={"MLGATE_WORKERS": "3"}).workers == 3
+    assert load_settings(path, env={"MLGATE_WORKERS": "3"}, overrides={"workers": 4}).workers == 4
+    assert load_settings(None, env={}).workers == 1
+    for bad in ("0", "65", "two"):
+        with pytest.raises(ConfigError, match="workers"):
+            load_settings(None, env={"MLGATE_WORKERS": bad})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import GatewayConfig, RouteTable, create_app
 from gateway.access_log import (
     ACCESS_LOGGER,
+    TEXT_FORMAT,
     AccessLog,
     JsonFormatter,
     access_fields,
@@ -140,3 +142,32 @@ async def test_the_access_log_can_be_off():
     assert (await client.get("/health")).status == 200
     await client.close()
     assert app[OBSERVER].access is None
+
+
+@pytest.mark.parametrize("formatter", [logging.Formatter(TEXT_FORMAT), JsonFormatter()],
+                         ids=["text", "json"])
+def test_batched_lines_are_those_the_stderr_handler_would_write(formatter):
+    """The thread's own rendering (mlgate's one stderr handler) and the ordinary
+    ``logging`` path (any other set-up) write the same bytes."""
+    written = []
+    for plain in (True, False):
+        parent = logging.getLogger(f"batch-{plain}-{type(formatter).__name__}")
+        parent.propagate = False
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(formatter)
+        if not plain:
+            handler.addFilter(lambda _record: True)  # any filter: the ordinary path
+        parent.addHandler(handler)
+        log = logging.getLogger(f"{parent.name}.access")
+        log.setLevel(logging.INFO)
+        access = AccessLog(log)
+        access.start()
+        for i in range(3):
+            access.record((*ENTRY[:6], f"req-{i}", *ENTRY[7:]))
+        access.record((1.0, "GET", "/health", 200, 0.0001, None, "r", "", "", "", ""))
+        access.close()
+        parent.removeHandler(handler)
+        written.append(stream.getvalue().replace(parent.name, "NAME"))
+    assert written[0] == written[1]
+    assert written[0].count("\n") == 4 and "req-2" in written[0]
