@@ -157,18 +157,25 @@ async def start_replica(deployment_id: str, index: int, uri: str, log_dir: Path,
     return replica
 
 
+def raise_if_exited(replica: ReplicaProcess, what: str = "replica") -> None:
+    """While waiting for a start: a replica that exited is :class:`ModelCannotLoad` when its
+    model could not load (the spec cannot work), else :class:`ReplicaStartError`."""
+    code = replica.process.returncode
+    if code is None:
+        return
+    reason = replica.last_log_line() or f"exit code {code}"
+    if code == EXIT_LOAD_FAILED:
+        raise ModelCannotLoad(reason)
+    raise ReplicaStartError(
+        f"{what} {replica.deployment_id}-{replica.index} exited ({code}): {reason}")
+
+
 async def wait_healthy(replica: ReplicaProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     url = f"http://{replica.host}:{replica.port}/healthcheck"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
         while True:
-            code = replica.process.returncode
-            if code is not None:
-                reason = replica.last_log_line() or f"exit code {code}"
-                if code == EXIT_LOAD_FAILED:
-                    raise ModelCannotLoad(reason)
-                raise ReplicaStartError(
-                    f"replica {replica.deployment_id}-{replica.index} exited ({code}): {reason}")
+            raise_if_exited(replica)
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(url) as resp:
                     if resp.status == 200:

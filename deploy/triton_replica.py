@@ -39,11 +39,10 @@ from predictor.triton_cleanup import OPENAPI_FILE, READY_FILE, reap
 from predictor.triton_openapi import metadata_path
 
 from .replica_process import (
-    EXIT_LOAD_FAILED,
-    ModelCannotLoad,
     ReplicaProcess,
     ReplicaStartError,
     die_with_parent,
+    raise_if_exited,
     stop_replica,
 )
 
@@ -122,12 +121,7 @@ async def wait_triton_ready(replica: TritonReplica, timeout: float) -> None:
     name = f"{replica.deployment_id}-{replica.index}"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         while True:
-            code = replica.process.returncode
-            if code is not None:
-                reason = replica.last_log_line() or f"exit code {code}"
-                if code == EXIT_LOAD_FAILED:
-                    raise ModelCannotLoad(reason)
-                raise ReplicaStartError(f"triton replica {name} exited ({code}): {reason}")
+            raise_if_exited(replica, "triton replica")
             record = _ready_record(replica)
             if record is not None:
                 replica.port = int(record["http_port"])
