@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .autoscaler import ScalingPolicy
+
 ENV_PREFIX = "MLGATE_"
 
 
@@ -133,16 +135,25 @@ class RuntimeSettings:
             raise ConfigError("local.health_failures must be >= 1")
 
 
+_POLICY = ScalingPolicy()
+
+
 @dataclass(frozen=True)
 class AutoscalerSettings:
     """Defaults for every deployment; ``mlgate.io/*`` annotations override them per deployment."""
 
     interval: float = 0.5
-    target_concurrency: float = 10.0
-    window: float = 3.0
-    scale_down_delay: float = 60.0
-    scale_to_zero_after: float = 300.0
-    cold_start_timeout: float = 120.0
+    target_concurrency: float = _POLICY.target_concurrency
+    window: float = _POLICY.window
+    scale_down_delay: float = _POLICY.scale_down_delay
+    scale_to_zero_after: float = _POLICY.scale_to_zero_after
+    cold_start_timeout: float = _POLICY.cold_start_timeout
+
+    def policy(self) -> ScalingPolicy:
+        """The scaling defaults every deployment starts from (bounds and annotations later)."""
+        return dataclasses.replace(_POLICY, **{name: getattr(self, name) for name in (
+            "target_concurrency", "window", "scale_down_delay", "scale_to_zero_after",
+            "cold_start_timeout")})
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or self.target_concurrency <= 0:

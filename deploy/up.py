@@ -54,7 +54,6 @@ from storage import (
 )
 
 from .api import add_management_api
-from .autoscaler import ScalingPolicy
 from .config import ConfigError, Settings
 from .keys import build_auth_config
 from .local_runtime import LocalRuntime
@@ -138,11 +137,7 @@ def build_runtime(settings: Settings) -> Runtime:
 def build_reconciler(settings: Settings, store: Store, runtime: Runtime,
                      table: RouteTable) -> Reconciler:
     a = settings.autoscaler
-    defaults = ScalingPolicy(target_concurrency=a.target_concurrency, window=a.window,
-                             scale_down_delay=a.scale_down_delay,
-                             scale_to_zero_after=a.scale_to_zero_after,
-                             cold_start_timeout=a.cold_start_timeout)
-    return Reconciler(store, runtime, table, defaults, a.interval)
+    return Reconciler(store, runtime, table, a.policy(), a.interval)
 
 
 def apply_manifests(store: Store, deployments: Sequence[ModelDeployment]) -> None:

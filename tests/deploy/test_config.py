@@ -56,3 +56,14 @@ def test_workers_from_file_env_and_flag(tmp_path):
     for bad in ("0", "65", "two"):
         with pytest.raises(ConfigError, match="workers"):
             load_settings(None, env={"MLGATE_WORKERS": bad})
+
+
+def test_autoscaler_config_becomes_every_deployments_scaling_defaults(tmp_path) -> None:
+    from deploy.autoscaler import ScalingPolicy
+
+    assert load_settings(None, env={}).autoscaler.policy() == ScalingPolicy()
+    path = tmp_path / "mlgate.yaml"
+    path.write_text("autoscaler: {target_concurrency: 4, cold_start_timeout: 45}\n")
+    policy = load_settings(path, env={"MLGATE_AUTOSCALER_WINDOW": "7"}).autoscaler.policy()
+    assert (policy.target_concurrency, policy.cold_start_timeout, policy.window) == (4, 45, 7)
+    assert policy.scale_down_delay == ScalingPolicy().scale_down_delay
