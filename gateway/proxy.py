@@ -140,15 +140,25 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
                                         request)
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
-        decoded = decoded_request_encoding(request.headers)
-        sink(Exchange(
-            request_id=request_id, model_name=dep.model_name, model_version=dep.model_version,
-            method=request.method, uri=request.raw_path, upstream_path=path_qs,
-            host=request.host, scheme=request.scheme, request_headers=request.headers.items(),
-            request_body=body, status=up.status, response_headers=headers.items(),
-            response_body=up.body, when=datetime.now(UTC),
-            extra={"request_content_decoded": decoded} if decoded else None,
-        ))
+        sink(exchange_of(request, dep, path_qs, body, up, headers))
         return web.Response(status=up.status, body=up.body, headers=headers)
 
     return proxy
+
+
+def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes,
+                up: UpstreamResponse, headers: CIMultiDict[str],
+                extra: dict[str, object] | None = None) -> Exchange:
+    """The record of one forwarded call (``/model/`` and ``/custom/`` alike): ``headers`` as
+    answered to the caller; marks a request body the server decoded (gzip) before forwarding."""
+    decoded = decoded_request_encoding(request.headers)
+    if decoded:
+        extra = {**(extra or {}), "request_content_decoded": decoded}
+    return Exchange(
+        request_id=request[REQUEST_ID_KEY], model_name=dep.model_name,
+        model_version=dep.model_version, method=request.method, uri=request.raw_path,
+        upstream_path=path_qs, host=request.host, scheme=request.scheme,
+        request_headers=request.headers.items(), request_body=body, status=up.status,
+        response_headers=headers.items(), response_body=up.body, when=datetime.now(UTC),
+        extra=extra,
+    )

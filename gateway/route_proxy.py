@@ -19,18 +19,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from aiohttp import web
-
-from storage import Exchange
 
 from .auth.filters import PRINCIPAL_KEY, ROUTE_ID_KEY
 from .errors import Handler, NotFound, ServiceUnavailable, UpstreamConnectError
 from .headers import response_headers, upstream_headers, upstream_path
 from .mirror import Mirror, MirrorCopy
 from .outlier import OutlierPolicy
-from .proxy import DEFAULT_OUTLIER, RecordSink, forward
+from .proxy import DEFAULT_OUTLIER, RecordSink, exchange_of, forward
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable
 from .sticky import sticky_value
@@ -124,14 +121,9 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                                    upstream_ms)
         headers[ROUTE_HEADER] = route.id
         headers[TARGET_HEADER] = dep.id
-        sink(Exchange(
-            request_id=request_id, model_name=dep.model_name, model_version=dep.model_version,
-            method=request.method, uri=request.raw_path, upstream_path=path_qs,
-            host=request.host, scheme=request.scheme, request_headers=request.headers.items(),
-            request_body=body, status=up.status, response_headers=headers.items(),
-            response_body=up.body, when=datetime.now(UTC),
-            extra={"route": route.id, "target": dep.id, "assignment": choice.assignment},
-        ))
+        sink(exchange_of(request, dep, path_qs, body, up, headers,
+                         {"route": route.id, "target": dep.id,
+                          "assignment": choice.assignment}))
         if route.mirror and route.mirror != dep.id and should_mirror(route.mirror_percent,
                                                                      draw()):
             mirror.copy(MirrorCopy(

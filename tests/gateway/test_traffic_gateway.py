@@ -98,6 +98,22 @@ async def test_split_forwards_the_rest_of_the_path_and_names_route_and_target(ga
     assert set(await served(client, 40)) == {"a", "b"}
 
 
+async def test_a_gzip_request_through_a_route_is_forwarded_decoded_and_marked(gateway):
+    import gzip
+
+    client, _table, ups, logged = await gateway()
+    resp = await client.post(INVOKE, data=gzip.compress(b'{"data": [[1]]}'),
+                             headers={**ADMIN, "Content-Encoding": "gzip"})
+    assert resp.status == 200
+    target = resp.headers["x-mlgate-target"]
+    _path, headers, body = ups[target].seen[0]
+    assert body == b'{"data": [[1]]}'
+    assert "content-encoding" not in {k.lower() for k in headers}
+    [ex] = logged
+    assert ex.extra == {"route": "wine-ab", "target": target, "assignment": "random",
+                        "request_content_decoded": "gzip"}
+
+
 async def test_weights_change_for_the_next_request(gateway):
     client, table, *_ = await gateway()
     table.set_routes([wine_route(100, 0)])
