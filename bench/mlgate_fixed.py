@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy import cli, up
-from deploy.models import ModelDeployment
-from deploy.runtime import Observed
+from deploy import cli
+from deploy.control.deployments import ModelDeployment
+from deploy.control.runtime import Observed
+from deploy.serve import up
 
 
 class FixedRuntime:
@@ -68,7 +69,7 @@ def main() -> int:
     args = parser.parse_args()
     host, _, port = args.upstream.rpartition(":")
     runtime = FixedRuntime((host, int(port)))
-    up.build_runtime = lambda _settings: runtime
+    up.build_runtime = lambda _settings: runtime  # the name up.run() looks up
     rest = args.mlgate_args[1:] if args.mlgate_args[:1] == ["--"] else args.mlgate_args
     return cli.main(rest)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .autoscaler import ScalingPolicy
+from deploy.control.autoscaler import ScalingPolicy
 
 ENV_PREFIX = "MLGATE_"
 
@@ -242,7 +242,7 @@ class Settings:
     log_level: str = "info"
     workers: int = 1
     """Processes serving the port (``SO_REUSEPORT``): the primary and ``workers - 1``
-    gateway-only workers (:mod:`deploy.workers`)."""
+    gateway-only workers (:mod:`deploy.serve.workers`)."""
     storage: StorageSettings = field(default_factory=StorageSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)

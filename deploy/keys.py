@@ -27,7 +27,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.auth import (
+from deploy.config import AuthSettings, ConfigError, Settings
+from gateway import (
     DEFAULT_POLICY,
     AuthConfig,
     ClaimRules,
@@ -40,8 +41,6 @@ from gateway.auth import (
     keys_from_jwks,
     parse_policy,
 )
-
-from .config import AuthSettings, ConfigError, Settings
 
 log = logging.getLogger("mlgate")
 

@@ -1,13 +1,52 @@
-"""The data plane: the aiohttp gateway, its filter chain, routing and upstream pool."""
+"""The data plane: the aiohttp gateway, its filter chain, routing and upstream pool.
 
-from .app import MIRROR, OBSERVER, POOL, TABLE, GatewayConfig, create_app
-from .auth import AuthConfig
-from .errors import GatewayError, error_response, json_response
-from .limits import Limits, server_settings
-from .metrics import DeploymentState, ReplicaUsage
+This is the package's public face: other packages import these names from ``gateway``,
+never a submodule (an import-linter contract checks it).
+"""
+
+from .access_log import JsonFormatter, configure_logging
+from .app import (
+    MIRROR,
+    OBSERVER,
+    POOL,
+    TABLE,
+    GatewayConfig,
+    build_filter_chain,
+    create_app,
+    create_sidecar_app,
+)
+from .auth import (
+    DEFAULT_POLICY,
+    AuthConfig,
+    Authenticator,
+    AuthError,
+    ClaimRules,
+    JwksSettings,
+    KeyConfigError,
+    Policy,
+    PolicyError,
+    StaticKeys,
+    key_from_pem,
+    key_from_secret,
+    keys_from_jwks,
+    parse_policy,
+)
+from .errors import (
+    GatewayError,
+    Handler,
+    add_exception_handler,
+    error_response,
+    json_response,
+    set_error_format,
+)
+from .forward import make_forward_filter, served_here
+from .limits import Limits, quiet_protocol_errors, server_settings
+from .metrics import ControlPlaneView, DeploymentState, ReplicaUsage
 from .mirror import Mirror, MirrorStats
 from .observe import SERVED_BY, Observer
+from .openapi import add_openapi_route
 from .outlier import OutlierPolicy
+from .proxy import RecordSink, hold_for_replica, send_to_deployment
 from .routing import Deployment, Replica, RouteTable, pick_replica
 from .sticky import StickyKey
 from .traffic import DEFAULT_OVERRIDE_ROLES, TrafficRoute, WeightedTarget
@@ -15,32 +54,60 @@ from .upstream import Timeouts, UpstreamPool
 
 __all__ = [
     "DEFAULT_OVERRIDE_ROLES",
+    "DEFAULT_POLICY",
     "MIRROR",
     "OBSERVER",
     "POOL",
     "SERVED_BY",
     "TABLE",
     "AuthConfig",
+    "AuthError",
+    "Authenticator",
+    "ClaimRules",
+    "ControlPlaneView",
     "Deployment",
     "DeploymentState",
     "GatewayConfig",
     "GatewayError",
+    "Handler",
+    "JsonFormatter",
+    "JwksSettings",
+    "KeyConfigError",
     "Limits",
     "Mirror",
     "MirrorStats",
     "Observer",
     "OutlierPolicy",
+    "Policy",
+    "PolicyError",
+    "RecordSink",
     "Replica",
     "ReplicaUsage",
     "RouteTable",
+    "StaticKeys",
     "StickyKey",
     "Timeouts",
     "TrafficRoute",
     "UpstreamPool",
     "WeightedTarget",
+    "add_exception_handler",
+    "add_openapi_route",
+    "build_filter_chain",
+    "configure_logging",
     "create_app",
+    "create_sidecar_app",
     "error_response",
+    "hold_for_replica",
     "json_response",
+    "key_from_pem",
+    "key_from_secret",
+    "keys_from_jwks",
+    "make_forward_filter",
+    "parse_policy",
     "pick_replica",
+    "quiet_protocol_errors",
+    "send_to_deployment",
+    "served_here",
     "server_settings",
+    "set_error_format",
 ]

@@ -12,6 +12,7 @@ beyond ``max_queued`` (a stalled stderr) are counted in ``dropped``, not kept.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -56,7 +57,7 @@ def access_message(fields: dict[str, object]) -> str:
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-"""The line format ``mlgate`` configures on stderr (``deploy.cli.configure_logging``)."""
+"""The line format ``mlgate`` configures on stderr (:func:`configure_logging`)."""
 BATCH_INTERVAL = 0.05
 """Seconds the thread sleeps between two batches: one GIL hand-over per batch, not per line."""
 
@@ -219,3 +220,11 @@ class JsonFormatter(logging.Formatter):
             out["error"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log lines on stderr; ``fmt`` ``json`` (``logging.format``) writes one object a line."""
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=TEXT_FORMAT)
+    if fmt == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())

@@ -2,6 +2,8 @@
 
 The chain is frozen when the app is built. Outermost first:
 
+-. ``forward``               a worker of ``--workers N`` only: what is not the data plane
+                             goes to the primary process as it came (:mod:`gateway.forward`)
 0. ``observe``               metrics, status windows, access log (times everything below)
 1. ``error_middleware``      every failure answers JSON
 2. ``request_id_middleware`` keep or create the Request-ID, echo it back
@@ -15,7 +17,8 @@ The chain is frozen when the app is built. Outermost first:
                              copy to the route's mirror
 
 Other packages (feedback, the management API) add their routes to the same
-application and so run behind the same chain.
+application and so run behind the same chain. A sidecar (:func:`create_sidecar_app`) is
+the same chain over one deployment whose paths arrive bare.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .auth import (
     make_authz_filter,
 )
 from .errors import error_middleware, json_response
+from .forward import make_forward_filter
 from .limits import Limits, make_body_filter, make_limits_filter
 from .mirror import Mirror
 from .observe import Observer, add_metrics_route, make_observe_filter
@@ -44,7 +48,7 @@ from .outlier import OutlierPolicy
 from .proxy import make_proxy_handler
 from .request_id import request_id_middleware
 from .route_proxy import CUSTOM_ROUTE, make_route_handler, make_route_match_filter
-from .routing import RouteTable
+from .routing import Replica, RouteTable
 from .upstream import Timeouts, UpstreamPool
 
 MODEL_ROUTE = r"/model/{deployment:[a-z][a-z0-9-]{0,62}}{tail:(/.*)?}"
@@ -87,11 +91,14 @@ AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
 
 def build_filter_chain(config: GatewayConfig, table: RouteTable,
                        authenticator: Authenticator | None = None,
-                       observer: Observer | None = None) -> list[Callable]:
+                       observer: Observer | None = None,
+                       forward: Callable | None = None) -> list[Callable]:
     """Outermost first. The body is read (with its deadline) only once the caller is
     authenticated, and before authz, which may need a management write's ``id``; the
     ModelRoute is matched before authz, whose rules may name its id."""
-    chain = [make_observe_filter(observer)] if observer is not None else []
+    chain = [forward] if forward is not None else []
+    if observer is not None:
+        chain.append(make_observe_filter(observer))
     chain += [error_middleware, request_id_middleware,
               make_limits_filter(config.max_body_bytes)]
     if config.auth is not None and authenticator is not None:
@@ -110,11 +117,20 @@ def build_authenticator(auth: AuthConfig) -> tuple[Authenticator, JwksClient | N
 
 
 def create_app(config: GatewayConfig, table: RouteTable,
-               sink: Callable[[Exchange], object]) -> web.Application:
+               sink: Callable[[Exchange], object],
+               forward_to: Replica | None = None) -> web.Application:
+    """The gateway. ``forward_to``: this process is a worker of ``--workers N`` whose
+    primary (at that address) answers everything but the data plane."""
     authenticator, jwks = build_authenticator(config.auth) if config.auth else (None, None)
     observer = Observer(table, access_log=config.access_log)
-    app = web.Application(middlewares=build_filter_chain(config, table, authenticator, observer),
+    forward_pool = UpstreamPool(config.timeouts) if forward_to is not None else None
+    forward = (make_forward_filter(forward_pool, forward_to)
+               if forward_pool is not None and forward_to is not None else None)
+    app = web.Application(middlewares=build_filter_chain(config, table, authenticator, observer,
+                                                         forward),
                           client_max_size=config.max_body_bytes)
+    if forward_pool is not None:
+        app.cleanup_ctx.append(_pool_ctx(forward_pool))
     app[OBSERVER] = observer
     app.cleanup_ctx.append(observer.ctx)
     if authenticator is not None:
@@ -129,13 +145,7 @@ def create_app(config: GatewayConfig, table: RouteTable,
     pool = UpstreamPool(config.timeouts, limit=config.upstream_connections)
     app[TABLE] = table
     app[POOL] = pool
-
-    async def pool_ctx(_app: web.Application) -> AsyncIterator[None]:
-        await pool.start()
-        yield
-        await pool.close()
-
-    app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(_pool_ctx(pool))
     mirror = Mirror(table, pool, sink, config.mirror_max_in_flight, config.outlier)
     app[MIRROR] = mirror
     observer.attach(mirror_stats=mirror.stats)
@@ -155,6 +165,27 @@ def create_app(config: GatewayConfig, table: RouteTable,
     status.add_routes(app, observer)
     catalog.add_routes(app, table, pool)
     return app
+
+
+def create_sidecar_app(config: GatewayConfig, table: RouteTable, deployment_id: str,
+                       sink: Callable[[Exchange], object]) -> web.Application:
+    """The gateway inside one model's pod: the same chain, and every path (as a mesh or the
+    edge sends it, ``/api/model/invoke``) to deployment ``deployment_id``, unchanged."""
+    app = create_app(config, table, sink)
+    app.router.add_route("*", "/{tail:.*}",
+                         make_proxy_handler(table, app[POOL], sink, config.outlier,
+                                            deployment_id=deployment_id),
+                         name="sidecar")
+    return app
+
+
+def _pool_ctx(pool: UpstreamPool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def pool_ctx(_app: web.Application) -> AsyncIterator[None]:
+        await pool.start()
+        yield
+        await pool.close()
+
+    return pool_ctx
 
 
 async def _health(_request: web.Request) -> web.Response:

@@ -12,7 +12,10 @@
 
 Every error answer is JSON. The default body is ``{"message": "...", "reason": "<kind>"}``;
 a path whose API promises another shape (the seed's feedback endpoint) registers
-its own formatter with :func:`set_error_format`.
+its own formatter with :func:`set_error_format`. Another package's exceptions become
+answers here too: :func:`add_exception_handler` maps an exception class (looked up along
+its MRO, as starlette does) to ``(status, message, headers)``, so its handlers need no
+``try``/``except`` of their own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ log = logging.getLogger("mlgate.gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorFormat = Callable[[int, str, str], object]
+ExceptionMapper = Callable[[Exception], "tuple[int, str, Mapping[str, str] | None]"]
 
 
 class GatewayError(Exception):
@@ -102,6 +106,26 @@ def set_error_format(app: web.Application, path_prefix: str, fmt: ErrorFormat) -
     app.setdefault(ERROR_FORMATS, {})[path_prefix] = fmt
 
 
+EXCEPTION_HANDLERS = web.AppKey("mlgate_exception_handlers", dict)
+
+
+def add_exception_handler(app: web.Application, exc_class: type[Exception],
+                          mapper: ExceptionMapper) -> None:
+    """Answer ``exc_class`` (and subclasses) raised by a handler as ``mapper(exc)`` says:
+    ``(status, message, headers)``, in the error format of the request's path."""
+    app.setdefault(EXCEPTION_HANDLERS, {})[exc_class] = mapper
+
+
+def _mapper_for(request: web.Request, exc: Exception) -> ExceptionMapper | None:
+    handlers = request.app.get(EXCEPTION_HANDLERS)
+    if handlers:
+        for cls in type(exc).__mro__:
+            mapper = handlers.get(cls)
+            if mapper is not None:
+                return mapper
+    return None
+
+
 def error_response(status: int, message: str, kind: str,
                    headers: Mapping[str, str] | None = None,
                    fmt: ErrorFormat = default_error_body) -> web.Response:
@@ -131,7 +155,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = _http_exception_message(request, exc)
         return error_response(exc.status, message, exc.reason.lower().replace(" ", "_"), headers,
                               _format_for(request))
-    except Exception:
+    except Exception as exc:
+        mapper = _mapper_for(request, exc)
+        if mapper is not None:
+            status, message, headers = mapper(exc)
+            return error_response(status, message, type(exc).__name__, headers,
+                                  _format_for(request))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal error in the gateway", "internal_error", None,
                               _format_for(request))

@@ -20,17 +20,14 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 import orjson
 from multidict import CIMultiDict
 
-from storage import Exchange
-
 from .errors import GatewayError, default_error_body
 from .headers import response_headers
 from .outlier import OutlierPolicy
-from .proxy import DEFAULT_OUTLIER, RecordSink, forward
+from .proxy import DEFAULT_OUTLIER, RecordSink, forward, make_exchange
 from .routing import RouteTable
 from .upstream import UpstreamPool
 
@@ -129,14 +126,10 @@ class Mirror:
             status, body = up.status, up.body
             headers = response_headers(up.headers, req.request_id, dep.model_name,
                                        dep.model_version, upstream_ms)
-        self.sink(Exchange(
-            request_id=req.request_id, model_name=dep.model_name,
-            model_version=dep.model_version, method=req.method, uri=req.uri,
-            upstream_path=req.upstream_path, host=req.host, scheme=req.scheme,
-            request_headers=req.request_headers, request_body=req.body, status=status,
-            response_headers=headers.items(), response_body=body, when=datetime.now(UTC),
-            extra={"route": req.route_id, "target": dep.id, "mirror": True},
-        ))
+        self.sink(make_exchange(
+            req.request_id, dep, req.method, req.uri, req.upstream_path, req.host, req.scheme,
+            req.request_headers, req.body, status, headers.items(), body,
+            {"route": req.route_id, "target": dep.id, "mirror": True}))
 
     async def close(self, timeout: float = 5.0) -> None:
         """Let copies in flight finish for up to ``timeout`` seconds, then cancel the rest."""

@@ -6,7 +6,7 @@ Header handling is pure and lives in ``headers.py``; this module only orchestrat
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -154,11 +154,21 @@ def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes
     decoded = decoded_request_encoding(request.headers)
     if decoded:
         extra = {**(extra or {}), "request_content_decoded": decoded}
+    return make_exchange(request[REQUEST_ID_KEY], dep, request.method, request.raw_path,
+                         path_qs, request.host, request.scheme, request.headers.items(), body,
+                         up.status, headers.items(), up.body, extra)
+
+
+def make_exchange(request_id: str, dep: Deployment, method: str, uri: str, path_qs: str,
+                  host: str, scheme: str, request_headers: Iterable[tuple[str, str]],
+                  body: bytes, status: int, response_headers: Iterable[tuple[str, str]],
+                  response_body: bytes, extra: dict[str, object] | None = None) -> Exchange:
+    """The one place an :class:`Exchange` is built from a deployment's answer (also for the
+    copies of :mod:`gateway.mirror`): the model's name and version come from ``dep``."""
     return Exchange(
-        request_id=request[REQUEST_ID_KEY], model_name=dep.model_name,
-        model_version=dep.model_version, method=request.method, uri=request.raw_path,
-        upstream_path=path_qs, host=request.host, scheme=request.scheme,
-        request_headers=request.headers.items(), request_body=body, status=up.status,
-        response_headers=headers.items(), response_body=up.body, when=datetime.now(UTC),
-        extra=extra,
+        request_id=request_id, model_name=dep.model_name, model_version=dep.model_version,
+        method=method, uri=uri, upstream_path=path_qs, host=host, scheme=scheme,
+        request_headers=request_headers, request_body=body, status=status,
+        response_headers=response_headers, response_body=response_body,
+        when=datetime.now(UTC), extra=extra,
     )

@@ -5,6 +5,6 @@ application, so they run behind the same filter chain (errors, Request-ID,
 authentication) as everything else.
 """
 
-from .app import API_PREFIX, add_management_api
+from deploy.api.app import API_PREFIX, add_management_api
 
 __all__ = ["API_PREFIX", "add_management_api"]

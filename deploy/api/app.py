@@ -7,12 +7,11 @@ from pathlib import Path
 from aiohttp import web
 
 import gateway
-from gateway.errors import set_error_format
-
-from ..store import Store
-from . import deployments, model_routes
-from .common import EDGE_URL, STORE, answer, api_error_body
-from .openapi import openapi_document
+from deploy.api import deployments, model_routes
+from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
+from deploy.api.openapi import openapi_document
+from deploy.control.store import Store
+from gateway import set_error_format
 
 API_PREFIX = "/api/v1"
 SWAGGER_PREFIX = "/swagger"
@@ -26,6 +25,7 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
     deployments.add_routes(app, API_PREFIX)
     model_routes.add_routes(app, API_PREFIX)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
+    add_error_mapping(app)
     add_swagger_ui(app)
 
 

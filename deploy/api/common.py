@@ -7,18 +7,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway import json_response
-
-from ..models import ValidationError
-from ..store import Store, StoreError
+from deploy.control.resource import ValidationError
+from deploy.control.store import Store, StoreError
+from gateway import add_exception_handler, json_response
 
 STORE = web.AppKey("mlgate_store", Store)
 EDGE_URL = web.AppKey("mlgate_edge_url", str)
-
-
-def error(status: int, message: str) -> web.Response:
-    """ODAHU's error body: ``{"message": ...}``."""
-    return json_response(status, {"message": message})
 
 
 def api_error_body(_status: int, message: str, _kind: str) -> dict[str, str]:
@@ -51,10 +45,9 @@ def answer(status: int, payload: Any) -> web.Response:
     return json_response(status, payload)
 
 
-def failure(exc: Exception) -> web.Response:
-    """Map validation, body and store errors to ODAHU's status codes."""
-    if isinstance(exc, ValidationError | BadBody):
-        return error(400, str(exc))
-    if isinstance(exc, StoreError):
-        return error(exc.status, str(exc))
-    raise exc
+def add_error_mapping(app: web.Application) -> None:
+    """The API's one error mapping (no handler catches these itself): validation and body
+    errors answer 400, store errors their own status (404, 409, ...), as ODAHU does."""
+    add_exception_handler(app, ValidationError, lambda exc: (400, str(exc), None))
+    add_exception_handler(app, BadBody, lambda exc: (400, str(exc), None))
+    add_exception_handler(app, StoreError, lambda exc: (exc.status, str(exc), None))

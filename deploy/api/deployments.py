@@ -6,11 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..manifest import resolve_image
-from ..models import ModelDeployment, ValidationError, parse_deployment
-from ..routes import route_status
-from ..store import Store, StoreError
-from .common import STORE, BadBody, answer, edge_url, failure, read_object
+from deploy.api.common import STORE, answer, edge_url, read_object
+from deploy.control.deployments import ModelDeployment, parse_deployment
+from deploy.control.images import resolve_image
+from deploy.control.routes import route_status
+from deploy.control.store import Store
 
 
 def _store(request: web.Request) -> Store:
@@ -29,43 +29,26 @@ async def list_deployments(request: web.Request) -> web.Response:
 
 
 async def get_deployment(request: web.Request) -> web.Response:
-    try:
-        return answer(200, _store(request).get_deployment(request.match_info["id"]).to_dict())
-    except StoreError as exc:
-        return failure(exc)
+    return answer(200, _store(request).get_deployment(request.match_info["id"]).to_dict())
 
 
 async def create_deployment(request: web.Request) -> web.Response:
-    try:
-        dep = _store(request).create_deployment(await _parse(request))
-    except (ValidationError, BadBody, StoreError) as exc:
-        return failure(exc)
-    return answer(201, dep.to_dict())
+    return answer(201, _store(request).create_deployment(await _parse(request)).to_dict())
 
 
 async def update_deployment(request: web.Request) -> web.Response:
-    try:
-        dep = _store(request).update_deployment(await _parse(request))
-    except (ValidationError, BadBody, StoreError) as exc:
-        return failure(exc)
-    return answer(200, dep.to_dict())
+    return answer(200, _store(request).update_deployment(await _parse(request)).to_dict())
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
     dep_id = request.match_info["id"]
-    try:
-        _store(request).mark_deleting(dep_id)
-    except StoreError as exc:
-        return failure(exc)
+    _store(request).mark_deleting(dep_id)
     return answer(200, {"message": f"Model deployment {dep_id} was deleted"})
 
 
 async def default_route(request: web.Request) -> web.Response:
     store = _store(request)
-    try:
-        route = store.default_route(request.match_info["id"])
-    except StoreError as exc:
-        return failure(exc)
+    route = store.default_route(request.match_info["id"])
     states = {d.id: d.status.state for d in store.list_deployments()}
     route.status = route_status(route, states, edge_url(request))
     return answer(200, route.to_dict())

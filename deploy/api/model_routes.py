@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..models import ValidationError
-from ..routes import ModelRoute, parse_route, route_status
-from ..store import Store, StoreError
-from .common import STORE, BadBody, answer, edge_url, failure, read_object
+from deploy.api.common import STORE, answer, edge_url, read_object
+from deploy.control.routes import ModelRoute, parse_route, route_status
+from deploy.control.store import Store
 
 
 def _store(request: web.Request) -> Store:
@@ -27,37 +26,25 @@ async def list_routes(request: web.Request) -> web.Response:
 
 
 async def get_route(request: web.Request) -> web.Response:
-    try:
-        route = _store(request).get_route(request.match_info["id"])
-    except StoreError as exc:
-        return failure(exc)
+    route = _store(request).get_route(request.match_info["id"])
     return answer(200, _with_status(request, [route])[0])
 
 
 async def create_route(request: web.Request) -> web.Response:
     store = _store(request)
-    try:
-        route = store.create_route(parse_route(await read_object(request), store.has_deployment))
-    except (ValidationError, BadBody, StoreError) as exc:
-        return failure(exc)
+    route = store.create_route(parse_route(await read_object(request), store.has_deployment))
     return answer(201, _with_status(request, [route])[0])
 
 
 async def update_route(request: web.Request) -> web.Response:
     store = _store(request)
-    try:
-        route = store.update_route(parse_route(await read_object(request), store.has_deployment))
-    except (ValidationError, BadBody, StoreError) as exc:
-        return failure(exc)
+    route = store.update_route(parse_route(await read_object(request), store.has_deployment))
     return answer(200, _with_status(request, [route])[0])
 
 
 async def delete_route(request: web.Request) -> web.Response:
     route_id = request.match_info["id"]
-    try:
-        _store(request).delete_route(route_id)
-    except StoreError as exc:
-        return failure(exc)
+    _store(request).delete_route(route_id)
     return answer(200, {"message": f"Model route {route_id} was deleted"})
 
 

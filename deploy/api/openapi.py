@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import DEFAULT_LIMITS, DEFAULT_REQUESTS, PREDICTORS
+from deploy.control.deployments import DEFAULT_LIMITS, DEFAULT_REQUESTS, PREDICTORS
 
 JSON = "application/json"
 

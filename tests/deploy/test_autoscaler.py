@@ -2,7 +2,7 @@
 
 import pytest
 
-from deploy.autoscaler import (
+from deploy.control.autoscaler import (
     Autoscaler,
     ScalerState,
     ScalingPolicy,

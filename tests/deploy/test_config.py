@@ -59,7 +59,7 @@ def test_workers_from_file_env_and_flag(tmp_path):
 
 
 def test_autoscaler_config_becomes_every_deployments_scaling_defaults(tmp_path) -> None:
-    from deploy.autoscaler import ScalingPolicy
+    from deploy.control.autoscaler import ScalingPolicy
 
     assert load_settings(None, env={}).autoscaler.policy() == ScalingPolicy()
     path = tmp_path / "mlgate.yaml"

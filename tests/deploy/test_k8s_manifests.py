@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from deploy.config import KubernetesSettings
-from deploy.k8s_manifests import (
+from deploy.control.deployments import parse_deployment
+from deploy.k8s.manifests import (
     ANNOTATION_HASH,
     LABEL_DEPLOYMENT,
     LABEL_MANAGED_BY,
@@ -23,13 +24,12 @@ from deploy.k8s_manifests import (
     service_address,
     spec_hash,
 )
-from deploy.k8s_plan import ObjectRef, plan
-from deploy.models import parse_deployment
+from deploy.k8s.plan import ObjectRef, plan
 from tests.conftest import ROOT
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "keda-scaledobject.json").read_text())
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-K8S_DIR = ROOT / "deploy" / "k8s"
+K8S_DIR = ROOT / "ops" / "k8s"
 
 
 def dep(**spec):
@@ -207,7 +207,7 @@ def test_files_under_deploy_k8s_are_valid(path, version):
 
 def test_the_cluster_config_is_a_valid_mlgate_config():
     from deploy.config import load_settings
-    from deploy.manifest import load_deployments
+    from deploy.control.manifest import load_deployments
 
     settings = load_settings(K8S_DIR / "mlgate.yaml", env={})
     assert settings.runtime == "kubernetes"

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from deploy.autoscaler import ScalingPolicy
 from deploy.config import KubernetesSettings
-from deploy.k8s_client import KubeRejected
-from deploy.k8s_runtime import KubernetesRuntime
-from deploy.models import ModelDeployment, ModelDeploymentStatus, parse_deployment
-from deploy.reconciler import Reconciler
-from deploy.store import NotFound, Store
+from deploy.control.autoscaler import ScalingPolicy
+from deploy.control.deployments import ModelDeployment, ModelDeploymentStatus, parse_deployment
+from deploy.control.reconciler import Reconciler
+from deploy.control.store import NotFound, Store
+from deploy.k8s.client import KubeRejected
+from deploy.k8s.runtime import KubernetesRuntime
 from gateway import RouteTable, Timeouts, UpstreamPool
 from gateway.proxy import hold_for_replica, send_to_deployment
 from tests.k8s_standin import StandIn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.k8s_status import derive_status
+from deploy.k8s.status import derive_status
 
 
 def deployment(generation=1, observed=1, replicas=1, updated=1, available=1, conditions=(),
@@ -106,7 +106,7 @@ def test_deleting():
 
 
 def test_current_available_counts_only_pods_of_the_applied_template():
-    from deploy.k8s_status import current_available, observed_generation
+    from deploy.k8s.status import current_available, observed_generation
 
     assert current_available(None, 1) == 0
     # the controller has not seen generation 3 (mlgate's apply) yet

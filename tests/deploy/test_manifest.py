@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.cli import load_manifests
-from deploy.manifest import ManifestError, load_deployments, resolve_image
+from deploy.control.images import resolve_image
+from deploy.control.manifest import ManifestError, load_deployments
+from deploy.control.manifest import load_deployment_files as load_manifests
 
 
 @pytest.mark.parametrize(("image", "expected"), [

@@ -1,7 +1,8 @@
 import pytest
 
-from deploy.models import ValidationError, parse_deployment
-from deploy.quantity import parse_quantity
+from deploy.control.deployments import parse_deployment
+from deploy.control.quantity import parse_quantity
+from deploy.control.resource import ValidationError
 
 
 def manifest(**spec):

@@ -1,8 +1,8 @@
 """reconcile(): one stored deployment and what the runtime observes -> actions (pure)."""
 
-from deploy.autoscaler import ScalingPolicy
-from deploy.models import ModelDeploymentStatus, parse_deployment
-from deploy.reconciler import (
+from deploy.control.autoscaler import ScalingPolicy
+from deploy.control.deployments import ModelDeploymentStatus, parse_deployment
+from deploy.control.reconciler import (
     Apply,
     Delete,
     MarkVerified,
@@ -13,7 +13,7 @@ from deploy.reconciler import (
     desired_status,
     reconcile,
 )
-from deploy.runtime import Observed
+from deploy.control.runtime import Observed
 
 POLICY = ScalingPolicy(cold_start_timeout=7)
 

@@ -2,7 +2,8 @@
 
 import math
 
-from deploy.replica_plan import (
+from deploy.control.runtime import backoff
+from deploy.local.plan import (
     EXITED,
     READY,
     STARTING,
@@ -12,7 +13,6 @@ from deploy.replica_plan import (
     Start,
     Stop,
     Target,
-    backoff,
     next_retry,
     plan,
 )

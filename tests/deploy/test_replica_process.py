@@ -2,8 +2,8 @@
 
 import pytest
 
-from deploy.replica_process import model_uri
-from deploy.runtime import GiveUp
+from deploy.control.runtime import GiveUp
+from deploy.local.process import model_uri
 
 
 def test_file_uri_and_absolute_path_name_a_model_directory(tmp_path):
@@ -29,8 +29,9 @@ def test_registry_uri_needs_a_tracking_uri():
 
 
 def test_each_predictor_has_its_starter():
-    from deploy.replica_process import start_replica, starter_for
-    from deploy.triton_replica import start_triton_replica
+    from deploy.local.process import start_replica
+    from deploy.local.runtime import starter_for
+    from deploy.local.triton import start_triton_replica
 
     assert starter_for("odahu-ml-server") is start_replica
     assert starter_for("triton") is start_triton_replica

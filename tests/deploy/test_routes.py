@@ -2,14 +2,15 @@
 
 import pytest
 
-from deploy.autoscaler import ScalingPolicy
-from deploy.cli_resources import with_weights
+from deploy.cli.resources import with_weights
 from deploy.config import Settings
-from deploy.local_runtime import LocalRuntime
-from deploy.models import ValidationError, parse_deployment
-from deploy.reconciler import Reconciler
-from deploy.routes import parse_route, route_from_stored, route_status, traffic_route
-from deploy.store import Store
+from deploy.control.autoscaler import ScalingPolicy
+from deploy.control.deployments import parse_deployment
+from deploy.control.reconciler import Reconciler
+from deploy.control.resource import ValidationError
+from deploy.control.routes import parse_route, route_from_stored, route_status, traffic_route
+from deploy.control.store import Store
+from deploy.local.runtime import LocalRuntime
 from gateway import RouteTable, StickyKey
 
 EXISTING = {"wine-v1", "wine-v2"}.__contains__

@@ -2,9 +2,9 @@
 
 import pytest
 
-from deploy.models import ModelDeploymentStatus, parse_deployment
-from deploy.routes import parse_route
-from deploy.store import AlreadyExists, Conflict, Forbidden, NotFound, Store
+from deploy.control.deployments import ModelDeploymentStatus, parse_deployment
+from deploy.control.routes import parse_route
+from deploy.control.store import AlreadyExists, Conflict, Forbidden, NotFound, Store
 
 
 def dep(dep_id="wine", **spec):

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from deploy.v2_client import (
+from deploy.cli.v2_client import (
     InvokeRequestError,
     V2Input,
     build_invoke_request,

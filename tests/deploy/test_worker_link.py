@@ -3,8 +3,8 @@
 import asyncio
 import socket
 
-from deploy.worker_link import Link, apply_snapshot, load_report, snapshot
-from deploy.workers import orphan_spool_dirs, worker_spool_dir
+from deploy.serve.worker_link import Link, apply_snapshot, load_report, snapshot
+from deploy.serve.workers import orphan_spool_dirs, worker_spool_dir
 from gateway import RouteTable
 from gateway.sticky import StickyKey
 from gateway.traffic import TrafficRoute, WeightedTarget

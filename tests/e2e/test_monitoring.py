@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import EXAMPLES, ROOT, SEED_COLUMNS, SEED_ROW, wait_until
 
 pytestmark = pytest.mark.e2e
-DASHBOARD = ROOT / "deploy" / "grafana" / "model-deployments.json"
-PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+DASHBOARD = ROOT / "ops" / "grafana" / "model-deployments.json"
+PROMETHEUS_DIR = ROOT / "ops" / "prometheus"
 DEPLOYMENT = "wine-v1"
 RATE_INTERVAL = "10s"  # Grafana's $__rate_interval for a 1s scrape is 4s; 10s is safe
 GOOD = {"columns": SEED_COLUMNS, "data": [SEED_ROW]}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from deploy.demo import REQUEST
+from deploy.serve.demo import REQUEST
 from tests.conftest import EXAMPLES, ROOT
 from tests.storage.servers import bucket_lines
 

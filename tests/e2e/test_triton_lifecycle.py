@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from predictor.triton_cleanup import SHM_DIR, workspace_path
+from predictor.triton.cleanup import SHM_DIR, workspace_path
 from tests.e2e.triton_helpers import binding_processes, leftovers, snapshot
 
 pytestmark = pytest.mark.e2e

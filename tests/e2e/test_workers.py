@@ -37,7 +37,7 @@ def fresh(stack, method: str, path: str, **kw) -> httpx.Response:
 
 def workers_of(stack) -> list[psutil.Process]:
     return [p for p in psutil.Process(stack.proc.pid).children()
-            if "deploy.worker" in " ".join(p.cmdline())]
+            if "deploy.serve.worker" in " ".join(p.cmdline())]
 
 
 def metric(stack, name: str, **labels: str) -> float:
@@ -127,3 +127,16 @@ def test_workers_must_be_a_sensible_number(tmp_path):
                            "--data-dir", str(tmp_path / "d")], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "workers must be 1-64" in proc.stderr
+
+
+def test_workers_log_in_the_configured_format(mlgate, tmp_path):
+    """``logging.format: json`` holds for the workers' lines too, not only the primary's."""
+    import orjson
+
+    config = tmp_path / "mlgate.yaml"
+    config.write_text("logging:\n  format: json\n")
+    stack = mlgate(["--workers", "2", "--config", str(config)])
+    assert stack.stop() == 0
+    lines = [line for line in stack.stderr().splitlines() if line.strip()]
+    records = [orjson.loads(line) for line in lines]  # every line, of every process, is JSON
+    assert any(r["logger"] == "mlgate.worker" for r in records), lines

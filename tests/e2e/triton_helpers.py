@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from predictor.triton_cleanup import SEGMENTS_FILE, SHM_DIR, shm_names_mapped, workspace_path
+from predictor.triton.cleanup import SEGMENTS_FILE, SHM_DIR, shm_names_mapped, workspace_path
 
 
 @dataclass
@@ -28,7 +28,7 @@ def binding_processes(data_dir: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info.get("cmdline") or []
-        if "predictor.triton_server" in cmdline and any(marker in part for part in cmdline):
+        if "predictor.triton.server" in cmdline and any(marker in part for part in cmdline):
             found.append(proc)
     return found
 

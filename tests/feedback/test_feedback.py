@@ -4,9 +4,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from deploy.compose import build_app, build_writer
 from deploy.config import load_settings
 from deploy.keys import mint_token
-from deploy.up import build_app, build_writer
 from gateway import RouteTable
 from storage import StorageError
 

@@ -13,9 +13,9 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from deploy.compose import build_app, build_writer
 from deploy.config import load_settings
-from deploy.store import Store
-from deploy.up import build_app, build_writer
+from deploy.control.store import Store
 from gateway import RouteTable
 from gateway.auth.classify import OPEN_ASSETS, OPEN_PATHS, PAGE_ASSETS, is_open
 

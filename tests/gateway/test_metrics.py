@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.compose import build_app, build_writer
 from deploy.config import load_settings
-from deploy.up import build_app, build_writer
 from gateway import GatewayConfig, RouteTable, create_app
 from gateway.app import OBSERVER
 from gateway.metrics import DURATION_BUCKETS, DeploymentState, ReplicaUsage

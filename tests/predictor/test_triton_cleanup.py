@@ -8,7 +8,7 @@ from multiprocessing import shared_memory
 
 import psutil
 
-from predictor.triton_cleanup import (
+from predictor.triton.cleanup import (
     PID_FILE,
     SEGMENTS_FILE,
     SHM_DIR,
@@ -64,11 +64,11 @@ def test_reap_leaves_a_live_binding_process_alone(tmp_path):
     state.mkdir()
     workspace_path(state).mkdir(parents=True)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                             "predictor.triton_server", "--state-dir", str(state)])
+                             "predictor.triton.server", "--state-dir", str(state)])
     try:
         # (a binding process records itself after exec; wait for this one's exec too)
         for _ in range(500):
-            if "predictor.triton_server" in psutil.Process(live.pid).cmdline():
+            if "predictor.triton.server" in psutil.Process(live.pid).cmdline():
                 break
             time.sleep(0.01)
         record_binding(state, live.pid)

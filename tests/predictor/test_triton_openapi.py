@@ -2,7 +2,7 @@
 
 import json
 
-from predictor.triton_openapi import build_triton_openapi
+from predictor.triton.openapi import build_triton_openapi
 
 METADATA = {"name": "wine", "versions": ["1"], "platform": "python",
             "inputs": [{"name": "input0", "datatype": "FP32", "shape": [-1, 3]}],

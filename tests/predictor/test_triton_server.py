@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictor.triton_server import (
+from predictor.triton.server import (
     EXIT_LOAD_FAILED,
     ModelFailed,
     _last_error_line,
     library_path,
     prepare,
 )
-from predictor.triton_tensors import TensorSpec
+from predictor.triton.tensors import TensorSpec
 from tests.conftest import ROOT
 
 ROWS = np.array([[7.0, 0.27, 0.36, 20.7, 0.045, 45.0, 170.0, 1.001, 3.0, 0.45, 8.8],
@@ -70,7 +70,7 @@ def test_the_telling_line_of_a_triton_log():
 
 
 def run_binding(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "predictor.triton_server", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "predictor.triton.server", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

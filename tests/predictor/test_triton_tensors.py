@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from predictor.schema import Column
-from predictor.triton_tensors import (
+from predictor.triton.tensors import (
     InputLayout,
     TensorPlanError,
     TensorSpec,

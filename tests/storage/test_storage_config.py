@@ -2,8 +2,8 @@
 
 import pytest
 
+from deploy.compose import build_backend, build_writer
 from deploy.config import ConfigError, load_settings
-from deploy.up import build_backend, build_writer
 
 
 def test_s3_from_env_with_spool_keys(tmp_path):

@@ -1,0 +1,146 @@
+"""The composition root: the one place where :class:`~deploy.config.Settings` become objects.
+
+``mlgate up``, its gateway workers, the sidecar and the CLI all build what they run
+here, so a key of ``mlgate.yaml`` means the same thing in every process that reads it.
+Nothing here starts anything; the shells in :mod:`deploy.serve` do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import EllipsisType
+
+from aiohttp import web
+
+import feedback
+from deploy.api import add_management_api
+from deploy.config import Settings
+from deploy.control.reconciler import Reconciler
+from deploy.control.runtime import Runtime
+from deploy.control.store import Store
+from deploy.keys import build_auth_config
+from deploy.local.runtime import LocalRuntime
+from gateway import (
+    OBSERVER,
+    AuthConfig,
+    GatewayConfig,
+    Limits,
+    OutlierPolicy,
+    Replica,
+    RouteTable,
+    Timeouts,
+    add_openapi_route,
+    configure_logging,
+    create_app,
+    create_sidecar_app,
+    set_error_format,
+)
+from storage import DEFAULT_REDACTED_HEADERS, Backend, RecordWriter, WriterConfig, make_backend
+
+__all__ = [
+    "build_app",
+    "build_auth_config",
+    "build_backend",
+    "build_gateway_config",
+    "build_limits",
+    "build_reconciler",
+    "build_runtime",
+    "build_sidecar_app",
+    "build_writer",
+    "configure_logging_from",
+]
+
+
+def configure_logging_from(settings: Settings) -> None:
+    """Log level and format (``log_level``, ``logging.format``) for this process."""
+    configure_logging(settings.log_level, settings.logging.format)
+
+
+def build_backend(settings: Settings) -> Backend:
+    """The bucket records go to: ``storage.kind`` local (``<data_dir>/storage``), s3 or gcs."""
+    s = settings.storage
+    return make_backend(s.kind, root=str(settings.data_path / "storage"), bucket=s.bucket,
+                        endpoint_url=s.endpoint_url, region=s.region, timeout=s.timeout)
+
+
+def build_writer(settings: Settings, spool_dir: Path | None = None) -> RecordWriter:
+    """The spooling writer: segments under ``<data_dir>/spool`` (or ``spool_dir``), uploaded
+    to the backend. With ``workers: N`` each process gets 1/N of ``spool.max_bytes``."""
+    s = settings.storage
+    redacted = DEFAULT_REDACTED_HEADERS | {h.lower() for h in s.redact_headers}
+    return RecordWriter(build_backend(settings), spool_dir or settings.data_path / "spool",
+                        WriterConfig(
+        prefix=s.prefix, flush_records=s.flush_records, flush_bytes=s.flush_bytes,
+        flush_interval=s.flush_interval, max_pending_records=s.max_pending_records,
+        spool_max_bytes=max(1, s.spool.max_bytes // settings.workers),
+        feedback_reserve=s.spool.feedback_reserve,
+        upload_concurrency=s.spool.upload_concurrency, retry_cap=s.spool.retry_max_delay,
+        shutdown_timeout=s.spool.shutdown_timeout, redacted_headers=frozenset(redacted)))
+
+
+def build_limits(settings: Settings) -> Limits:
+    g = settings.gateway
+    return Limits(max_headers=g.max_headers, max_header_bytes=g.max_header_bytes,
+                  idle_timeout=g.idle_timeout, body_timeout=g.body_timeout,
+                  max_json_depth=g.max_json_depth)
+
+
+def build_gateway_config(settings: Settings,
+                         auth: AuthConfig | EllipsisType | None = ...) -> GatewayConfig:
+    """Every ``gateway:`` and ``logging:`` setting the data plane honours, for the edge, its
+    workers and the sidecar alike; ``auth`` defaults to what ``settings.auth`` says."""
+    g = settings.gateway
+    return GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
+                         max_body_bytes=g.max_body_bytes, limits=build_limits(settings),
+                         auth=build_auth_config(settings) if auth is ... else auth,
+                         outlier=OutlierPolicy(g.eject_after_failures, g.ejection_time,
+                                               g.max_ejection_time),
+                         mirror_max_in_flight=g.mirror_max_in_flight,
+                         access_log=settings.logging.access_log)
+
+
+def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
+              auth: AuthConfig | EllipsisType | None = ...,
+              store: Store | None = None,
+              forward_to: Replica | None = None) -> web.Application:
+    """The edge's app: gateway, feedback, the OpenAPI document, and (with ``store``) the
+    management API. ``forward_to``: a worker's primary, which answers the rest."""
+    app = create_app(build_gateway_config(settings, auth), table, writer.offer, forward_to)
+    app[OBSERVER].attach(writer_stats=writer.stats)
+    feedback.add_routes(app, writer)
+    set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
+    set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
+    add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())
+    if store is not None:
+        add_management_api(app, store, settings.api.edge_url)
+    return app
+
+
+def build_sidecar_app(settings: Settings, table: RouteTable, deployment_id: str,
+                      writer: RecordWriter | None) -> web.Application:
+    """The sidecar's app: the same gateway settings as the edge; no tokens are checked (the
+    edge or the mesh in front does), records only with a ``writer``."""
+    sink = writer.offer if writer is not None else _discard
+    app = create_sidecar_app(build_gateway_config(settings, None), table, deployment_id, sink)
+    if writer is not None:
+        app[OBSERVER].attach(writer_stats=writer.stats)
+    return app
+
+
+def _discard(_exchange: object) -> None:
+    return None
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """The runtime that runs replicas: ``runtime: local`` or ``runtime: kubernetes``."""
+    if settings.runtime == "kubernetes":
+        from deploy.k8s.runtime import KubernetesRuntime  # lightkube: the [k8s] extra
+
+        return KubernetesRuntime(settings.kubernetes)
+    return LocalRuntime(settings)
+
+
+def build_reconciler(settings: Settings, store: Store, runtime: Runtime,
+                     table: RouteTable) -> Reconciler:
+    a = settings.autoscaler
+    return Reconciler(store, runtime, table, a.policy(), a.interval)
