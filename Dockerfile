@@ -1,6 +1,9 @@
-# One image for every role; the command picks it:
-#   mlgate up ...        the edge gateway + API + controller (runtime: kubernetes), or feedback
+# The slim gateway image: every role that loads no model —
+#   mlgate up ...        the edge: gateway + API + controller (runtime: kubernetes), or feedback
 #   mlgate sidecar ...   the gateway inside a model pod, in front of its predictor
+# Core + the `k8s` extra, pinned by requirements/gateway.lock (a subset of runtime.lock):
+# no MLflow, scikit-learn, pandas or PyTriton. Models run in the predictor image
+# (Dockerfile.predictor).
 # Build: docker build -t registry.example.com/mlgate:0.1.0 .
 FROM python:3.11-slim
 
@@ -11,8 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/mlgate
 # Dependencies first (the pinned lock), so code changes rebuild only the last layers.
-COPY requirements.lock ./
-RUN pip install -r requirements.lock
+COPY requirements/gateway.lock requirements/
+RUN pip install --no-deps -r requirements/gateway.lock
 COPY pyproject.toml README.md ./
 COPY storage ./storage
 COPY gateway ./gateway

@@ -13,11 +13,11 @@ ODAHU_VENV := .venv-odahu
 .PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools bench-profile \
 	bench-scaling bench-storage bench-triton test-tools
 
-# The virtualenv is rebuilt whenever the lock file changes.
-$(BIN)/.installed: requirements.lock pyproject.toml
+# The development virtualenv (every extra and the test tools), rebuilt whenever its lock changes.
+$(BIN)/.installed: requirements/dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@# Replicas start faster with byte code compiled once (PYTHONDONTWRITEBYTECODE may be set).
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
@@ -36,16 +36,23 @@ $(ODAHU_VENV)/.installed: tests/e2e/odahu-requirements.txt | install
 
 odahu-cli: $(ODAHU_VENV)/.installed
 
-# Re-resolve pinned dependencies after editing pyproject.toml.
+# Re-resolve pinned dependencies after editing pyproject.toml (existing pins are kept unless
+# they must move; LOCK_ARGS=--upgrade to move them). runtime.lock holds every runtime extra;
+# the images install its subsets (gateway, predictor, triton); dev.lock adds the test tools.
+LOCK = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet $(LOCK_ARGS)
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(LOCK) --extra predictor --extra triton --extra k8s -o requirements/runtime.lock
+	$(LOCK) --extra k8s -c requirements/runtime.lock -o requirements/gateway.lock
+	$(LOCK) --extra predictor -c requirements/runtime.lock -o requirements/predictor.lock
+	$(LOCK) --extra triton -c requirements/runtime.lock -o requirements/triton.lock
+	$(LOCK) --extra dev -c requirements/runtime.lock -o requirements/dev.lock
 
 demo-models: install
 	@test -f examples/wine/models/wine-v1/MLmodel -a -f examples/wine/models/wine-v2/MLmodel \
 	  || $(BIN)/python examples/wine/train.py --out examples/wine/models
 
 run: demo-models
-	$(BIN)/python -m deploy.demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+	$(BIN)/python -m deploy.serve.demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # Debian packages the monitoring and browser tests run for real, installed when missing:
 # Prometheus (+ promtool) scrapes a running stack; Chromium opens the pages.
@@ -59,6 +66,7 @@ test-tools:
 
 test: install demo-models odahu-cli test-tools
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # What `make bench` drives, from Debian when missing: wrk (load), nginx (the baseline proxy),
@@ -92,6 +100,7 @@ bench-triton: demo-models
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 fmt: install

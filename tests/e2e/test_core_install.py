@@ -1,0 +1,85 @@
+"""``pip install mlgate`` (the core, no extras) in a fresh virtualenv: the CLI, a sidecar that
+proxies a call, and ``mlgate up`` without deployments all work, and no model library
+(MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.stub_predictor import stub_predictor
+
+pytestmark = pytest.mark.e2e
+UV = Path(sys.executable).parent / "uv"
+
+
+@pytest.fixture(scope="module")
+def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not UV.exists():
+        pytest.skip("uv is not in the virtualenv (make install puts it there)")
+    venv = tmp_path_factory.mktemp("core") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    source = tmp_path_factory.mktemp("src") / "mlgate"  # a clean copy: no .venv, no data
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv*", ".git", ".mlgate", "examples", "tests", "bench", "__pycache__", "*.pyc"))
+    subprocess.run([str(UV), "pip", "install", "--quiet", "--python", str(venv / "bin/python"),
+                    "-c", str(ROOT / "requirements/runtime.lock"), str(source)],
+                   check=True, timeout=600)
+    return venv
+
+
+def test_the_core_has_no_model_library(core_venv):
+    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube"):
+        done = subprocess.run([str(core_venv / "bin/python"), "-c", f"import {module}"],
+                              capture_output=True, text=True)
+        assert done.returncode != 0 and "No module named" in done.stderr, module
+
+
+def test_sidecar_help_and_a_proxied_call(core_venv, tmp_path):
+    mlgate = str(core_venv / "bin/mlgate")
+    helped = subprocess.run([mlgate, "sidecar", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--upstream" in helped.stdout
+    with stub_predictor() as port:
+        proc = subprocess.Popen(
+            [mlgate, "sidecar", "--upstream", f"127.0.0.1:{port}", "--host", "127.0.0.1",
+             "--port", "0", "--deployment-id", "wine", "--data-dir", str(tmp_path / "d")],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("mlgate sidecar ready on "), proc.stderr.read()
+            with httpx.Client(base_url=line.split()[4], timeout=30) as client:
+                resp = client.post("/api/model/invoke", json={"data": [[1.0]]},
+                                   headers={"Request-ID": "core-1"})
+            assert resp.status_code == 200, resp.text
+            assert resp.json() == {"prediction": [5.5], "columns": ["quality"]}
+            assert resp.headers["request-id"] == "core-1"
+        finally:
+            proc.terminate()
+            assert proc.wait(30) == 0
+    records = list((tmp_path / "d" / "storage" / "request_response").rglob("*.json"))
+    assert records, "the sidecar stored no request_response record"
+
+
+def test_up_without_deployments_runs_the_control_plane(core_venv, tmp_path):
+    proc = subprocess.Popen([str(core_venv / "bin/mlgate"), "up", "--port", "0",
+                             "--data-dir", str(tmp_path / "d")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("mlgate ready on "), proc.stderr.read()
+        token = subprocess.run([str(core_venv / "bin/mlgate"), "token", "--data-dir",
+                                str(tmp_path / "d")], capture_output=True, text=True,
+                               check=True).stdout.strip()
+        with httpx.Client(base_url=line.split()[3], timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            assert client.get("/api/v1/model/deployment").json() == []
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
