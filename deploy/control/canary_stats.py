@@ -13,6 +13,8 @@ from scipy import stats
 
 MAX_PAIRS = 1_000_000
 """Pairs the Hodges-Lehmann estimate looks at (8 MB of float64); larger samples are thinned."""
+RATIO_FLOOR = 1e-6
+"""Values below this (a latency of 0 s) count as this in a ratio, so the logarithm is finite."""
 
 
 def mann_whitney_worse(canary: np.ndarray, stable: np.ndarray) -> float:
@@ -42,6 +44,17 @@ def hodges_lehmann_shift(
         raise ValueError("the Hodges-Lehmann estimate needs at least one value per variant")
     canary, stable = _thin(canary, stable, max_pairs)
     return float(np.median(np.subtract.outer(canary, stable)))
+
+
+def hodges_lehmann_ratio(
+    canary: np.ndarray, stable: np.ndarray, max_pairs: int = MAX_PAIRS
+) -> float:
+    """Median of all pairwise ratios ``canary[i] / stable[j]``: the estimated factor.
+
+    Computed as the Hodges-Lehmann shift of the logarithms, values floored at ``RATIO_FLOOR``.
+    """
+    logs = (np.log(np.maximum(v, RATIO_FLOOR)) for v in (canary, stable))
+    return math.exp(hodges_lehmann_shift(*logs, max_pairs=max_pairs))
 
 
 def _thin(

@@ -1,13 +1,15 @@
-"""Durations in specs: a number of seconds, or text such as ``500ms``, ``30s``, ``5m``, ``1h``,
-``1d`` or ``1h30m`` (pure)."""
+"""Durations in specs: a number of seconds (``30``, ``"30"``), or text such as ``500ms``,
+``30s``, ``5m``, ``1h``, ``1d`` or ``1h30m`` (pure)."""
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -18,6 +20,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(problem)
     if isinstance(value, str):
         text = value.strip()
+        if _SECONDS.fullmatch(text):
+            return parse_duration(float(text))
         if not _DURATION.fullmatch(text):
             raise ValueError(problem)
         seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
@@ -31,7 +35,7 @@ def parse_duration(value: Any) -> float:
 def format_duration(seconds: float) -> str:
     """The shortest ``1h30m``-style text for a number of seconds (parses back to it)."""
     if not float(seconds).is_integer():
-        return f"{seconds:g}s"
+        return f"{Decimal(repr(float(seconds))):f}s"
     rest, out = int(seconds), ""
     for unit in ("d", "h", "m", "s"):
         count, rest = divmod(rest, _UNIT_SECONDS[unit])

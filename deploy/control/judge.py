@@ -13,14 +13,20 @@ stable figure, ``maxIncrease`` being 0 when a metric gives no bound at all):
   percentage points) is more than ``allowed``. With stable at 0 %, ``allowed`` is 0.
 - **latency-pNN** (figure: the variant's NNth percentile, seconds): fails when the canary's
   figure is over ``max``; or when a one-sided Mann-Whitney U test finds canary latencies
-  larger with ``p < alpha`` AND the Hodges-Lehmann shift (median of all pairwise differences
-  canary - stable, seconds) is more than ``allowed`` (NN percent of the stable pNN).
-  The test and the shift are of whole distributions, so a canary whose median is the same but
-  whose tail alone is longer is caught by ``max``, not by ``maxIncrease``.
+  larger with ``p < alpha`` AND the Hodges-Lehmann ratio (median of all pairwise ratios
+  canary / stable, computed on logarithms) is more than ``1 + maxIncrease / 100``. Latency
+  changes by a factor (a slower model is slower in proportion), and when it does every
+  percentile grows by that factor, so one rule serves p50 and p99 alike; the verdict's
+  ``effect`` is that growth in seconds, ``(ratio - 1) * stable pNN``, compared with
+  ``allowed``. The test and the ratio are of whole distributions, so a canary whose median is
+  the same but whose tail alone is longer is caught by ``max``, not by ``maxIncrease``.
 - **quality, metric mae** (figure: mean absolute error of the labelled predictions whose
   *prediction* falls in the window, so late labels count): fails when the canary's figure is
   over ``max``; or when the Mann-Whitney U test finds canary errors larger with ``p < alpha``
-  AND their Hodges-Lehmann shift is more than ``allowed``.
+  AND their Hodges-Lehmann shift (median of all pairwise differences canary - stable, label
+  units) is more than ``allowed``. The shift is that of a typical prediction's error: robust to
+  a few wild labels, and smaller than the difference of the means when the canary's errors
+  are spread wider rather than moved.
 - **quality, metric accuracy** (samples: 1 for a wrong prediction, 0 for a right one; figure:
   percent of wrong predictions, i.e. 100 - accuracy): judged like ``error-rate``. A rank test
   of 0/1 values reduces to this proportion test, and the median of 0/1 pairwise differences is
@@ -34,13 +40,18 @@ stable + ``allowed``), the p-value, the effect and a sentence saying why.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
 from .analysis import AnalysisSpec
 from .analysis_metrics import ERROR_RATE, LATENCY_PERCENTILES, MetricSpec
-from .canary_stats import hodges_lehmann_shift, mann_whitney_worse, two_proportion_worse
+from .canary_stats import (
+    hodges_lehmann_ratio,
+    hodges_lehmann_shift,
+    mann_whitney_worse,
+    two_proportion_worse,
+)
 from .verdicts import FAIL, INCONCLUSIVE, PASS, Judgement, MetricVerdict, WindowData
 
 
@@ -93,6 +104,7 @@ def _judge_metric(metric: MetricSpec, min_samples: int, window: WindowData) -> M
             stable.latencies,
             lambda v: float(np.percentile(v, pct)),
             "latency samples",
+            lambda c, s, stable_fig: stable_fig * (hodges_lehmann_ratio(c, s) - 1),
         )
     return _ranked(
         metric,
@@ -101,6 +113,7 @@ def _judge_metric(metric: MetricSpec, min_samples: int, window: WindowData) -> M
         stable.quality,
         lambda v: float(np.mean(v)),
         "labelled predictions",
+        lambda c, s, _: hodges_lehmann_shift(c, s),
     )
 
 
@@ -125,8 +138,9 @@ def _ranked(
     min_samples: int,
     canary: np.ndarray,
     stable: np.ndarray,
-    figure: Any,
+    figure: Callable[[np.ndarray], float],
     unit: str,
+    effect_of: Callable[[np.ndarray, np.ndarray, float], float],
 ) -> MetricVerdict:
     counts = (canary.size, stable.size)
     canary_fig = figure(canary) if canary.size else None
@@ -137,7 +151,7 @@ def _ranked(
         metric,
         canary_fig,
         stable_fig,
-        hodges_lehmann_shift(canary, stable),
+        effect_of(canary, stable, stable_fig),
         mann_whitney_worse(canary, stable),
         counts,
     )
@@ -183,13 +197,15 @@ def _decide(
         test = f"p={p_value:.3g} {'<' if p_value < alpha else '>='} {alpha:.3g}"
         if p_value < alpha and effect > allowed:
             problems.append(
-                f"worse by {shift} ({_effect_name(metric)}), more than the allowed "
+                f"worse by {shift} ({_effect_name(metric, effect, stable)}), more than the allowed "
                 f"{limit}, significant ({test})"
             )
         elif p_value < alpha:
             note = f"worse by {shift}, within the allowed {limit} ({test})"
         else:
-            note = f"not significantly worse ({test}; {_effect_name(metric)} {shift})"
+            note = (
+                f"not significantly worse ({test}; {_effect_name(metric, effect, stable)} {shift})"
+            )
     bound = min(bounds)
     head = (
         f"{metric.label}: canary {_show(metric, canary)}, stable {_show(metric, stable)}, "
@@ -234,9 +250,11 @@ def _verdict(
     )
 
 
-def _effect_name(metric: MetricSpec) -> str:
+def _effect_name(metric: MetricSpec, effect: float, stable: float) -> str:
     if metric.name == ERROR_RATE or metric.metric == "accuracy":
         return "difference of rates"
+    if metric.name in LATENCY_PERCENTILES and stable > 0:
+        return f"Hodges-Lehmann ratio x{1 + effect / stable:.3g}"
     return "Hodges-Lehmann shift"
 
 
