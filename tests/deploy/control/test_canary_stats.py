@@ -58,8 +58,9 @@ def test_large_samples_are_thinned_deterministically_and_stay_close() -> None:
     exact = hodges_lehmann_shift(canary, stable, max_pairs=canary.size * stable.size)
     thinned = hodges_lehmann_shift(canary, stable, max_pairs=100_000)
     assert thinned == hodges_lehmann_shift(canary, stable, max_pairs=100_000)
-    shuffled = hodges_lehmann_shift(rng.permutation(canary), rng.permutation(stable),
-                                    max_pairs=100_000)
+    shuffled = hodges_lehmann_shift(
+        rng.permutation(canary), rng.permutation(stable), max_pairs=100_000
+    )
     assert shuffled == thinned, "the thinning depends on the values, not their order"
     assert thinned == pytest.approx(exact, abs=0.003)
     assert hodges_lehmann_shift(canary, stable) == pytest.approx(exact, abs=0.003)
@@ -68,7 +69,8 @@ def test_large_samples_are_thinned_deterministically_and_stay_close() -> None:
 def test_thinning_keeps_one_value_of_a_tiny_sample() -> None:
     canary, stable = np.array([5.0]), np.arange(10_000, dtype=float)
     assert hodges_lehmann_shift(canary, stable, max_pairs=100) == pytest.approx(
-        5.0 - np.median(stable), abs=60)
+        5.0 - np.median(stable), abs=60
+    )
 
 
 def test_mann_whitney_is_one_sided() -> None:
@@ -91,10 +93,12 @@ def test_mann_whitney_needs_values() -> None:
         hodges_lehmann_shift(np.array([1.0]), np.array([]))
 
 
-@pytest.mark.parametrize(("c_hits", "c_n", "s_hits", "s_n"),
-                         [(30, 1000, 20, 9000), (5, 200, 9, 400), (1, 50, 2, 50)])
-def test_two_proportion_matches_the_chi_square_test(c_hits: int, c_n: int, s_hits: int,
-                                                    s_n: int) -> None:
+@pytest.mark.parametrize(
+    ("c_hits", "c_n", "s_hits", "s_n"), [(30, 1000, 20, 9000), (5, 200, 9, 400), (1, 50, 2, 50)]
+)
+def test_two_proportion_matches_the_chi_square_test(
+    c_hits: int, c_n: int, s_hits: int, s_n: int
+) -> None:
     table = [[c_hits, c_n - c_hits], [s_hits, s_n - s_hits]]
     chi2 = stats.chi2_contingency(table, correction=False)
     higher = c_hits / c_n > s_hits / s_n
