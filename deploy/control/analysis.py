@@ -3,8 +3,8 @@
 ``parse_analysis(raw, target_ids)`` turns the YAML/JSON mapping into a frozen ``AnalysisSpec``
 or raises one ``AnalysisError`` listing every broken field as ``(path, message)``.
 
-Fields and defaults (durations: a number of seconds, or ``30s``, ``5m``, ``1h``, ``1d``,
-``1h30m``):
+Fields and defaults (durations: a number of seconds, or ``500ms``, ``30s``, ``5m``, ``1h``,
+``1d``, ``1h30m``):
 
 - ``canary`` (required): the target that is rolled out; it must be one of the route's
   ``modelDeployments``. The route must have exactly two targets: the other one is the
@@ -124,8 +124,8 @@ def parse_analysis(
         errors.append(
             (
                 f"{path}.progressDeadline",
-                f"must be at least the interval "
-                f"({format_duration(interval)}), got {raw['progressDeadline']!r}",
+                f"must be at least the interval ({format_duration(interval)}), "
+                f"got {raw.get('progressDeadline', format_duration(deadline))!r}",
             )
         )
     steps = _parse_step_weights(raw.get("stepWeights", list(DEFAULT_STEP_WEIGHTS)), path, errors)

@@ -88,8 +88,8 @@ def _parse_metric(item: Any, where: str, errors: list[tuple[str, str]]) -> Metri
             (f"{where}.name", f"unknown metric {name!r}; known: " + ", ".join(METRIC_NAMES))
         )
     quality_metric = item.get("metric")
-    if name == QUALITY and quality_metric in REFUSED_QUALITY_METRICS:
-        errors.append((f"{where}.metric", REFUSED_QUALITY_METRICS[quality_metric]))
+    if name == QUALITY and str(quality_metric) in REFUSED_QUALITY_METRICS:
+        errors.append((f"{where}.metric", REFUSED_QUALITY_METRICS[str(quality_metric)]))
     elif name == QUALITY and quality_metric not in QUALITY_METRICS:
         errors.append(
             (

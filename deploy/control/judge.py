@@ -85,7 +85,7 @@ def _judge_metric(metric: MetricSpec, min_samples: int, window: WindowData) -> M
                     None,
                     None,
                     (canary.quality.size, stable.quality.size),
-                    "accuracy needs 0/1 samples (1 = wrong prediction), got other "
+                    f"{metric.label}: needs 0/1 samples (1 = wrong prediction), got other "
                     "values: is the deployment a regression? judge metric: mae",
                 )
         return _proportion(

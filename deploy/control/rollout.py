@@ -12,6 +12,8 @@ A driver's loop, per route with ``spec.analysis``::
         state, weights = advance(spec, state, judge(spec, data), now)
     # store state.to_dict(); when weights is not None, set the route's weights to it
 
+Manual control (``promote``, ``abort``, ``pause``, ``resume``) is in ``rollout_manual.py``.
+
 Phases: ``Progressing`` and ``Inconclusive`` (the last judgement lacked samples) are active;
 ``Paused`` waits for ``resume``; ``Succeeded`` (canary 100) and ``Failed`` (stable 100) are
 final. Decisions of ``advance``:
@@ -42,16 +44,15 @@ from .analysis import AnalysisSpec
 from .durations import format_duration
 from .rollout_state import (
     ACTIVE,
-    FAILED,
-    FINISHED,
     INCONCLUSIVE_PHASE,
-    PAUSED,
     PROGRESSING,
     SUCCEEDED,
-    RolloutError,
     RolloutState,
     Weights,
     check_time,
+    rolled_back,
+    route_weights,
+    step_label,
 )
 from .verdicts import FAIL, INCONCLUSIVE, PASS, Judgement
 
@@ -60,11 +61,6 @@ def spec_hash(spec: AnalysisSpec) -> str:
     """A digest of the analysis spec and the stable target it was made for."""
     canonical = json.dumps({"analysis": spec.to_dict(), "stable": spec.stable}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def route_weights(spec: AnalysisSpec, state: RolloutState) -> Weights:
-    """The route weights the state stands for: ``{stable: 100 - w, canary: w}``."""
-    return {spec.stable: 100 - state.canary_weight, spec.canary: state.canary_weight}
 
 
 def start(spec: AnalysisSpec, now: datetime) -> tuple[RolloutState, Weights]:
@@ -79,7 +75,7 @@ def start(spec: AnalysisSpec, now: datetime) -> tuple[RolloutState, Weights]:
         started_at=now,
         step_started_at=now,
         spec_hash=spec_hash(spec),
-        message=f"{_step(spec, 0)}: canary {spec.canary} at {weight}%, judged every "
+        message=f"{step_label(spec, 0)}: canary {spec.canary} at {weight}%, judged every "
         f"{format_duration(spec.interval)}",
     )
     return state, route_weights(spec, state)
@@ -135,110 +131,32 @@ def advance(
     if judgement.verdict == FAIL:
         judged = replace(judged, failed_checks=judged.failed_checks + 1)
         if judged.failed_checks >= spec.threshold:
-            return _rolled_back(
+            return rolled_back(
                 spec,
                 judged,
                 f"rolled back to {spec.stable} after "
                 f"{judged.failed_checks} failed checks: {judgement.summary()}",
             )
     if now >= deadline(spec, judged):
-        return _rolled_back(
+        return rolled_back(
             spec,
             judged,
             f"no decision within progressDeadline "
             f"{format_duration(spec.progress_deadline)} at "
-            f"{_step(spec, judged.step)}; rolled back to {spec.stable}; last "
+            f"{step_label(spec, judged.step)}; rolled back to {spec.stable}; last "
             f"judgement {judgement.verdict}: {judgement.summary()}",
         )
     if judgement.verdict == INCONCLUSIVE:
         return replace(
             judged,
             phase=INCONCLUSIVE_PHASE,
-            message=f"{_step(spec, judged.step)} waits for samples: {judgement.summary()}",
+            message=f"{step_label(spec, judged.step)} waits for samples: {judgement.summary()}",
         ), None
     return replace(
         judged,
         phase=PROGRESSING,
         message=f"failed check {judged.failed_checks} of {spec.threshold} at "
-        f"{_step(spec, judged.step)}: {judgement.summary()}",
-    ), None
-
-
-def promote(
-    spec: AnalysisSpec,
-    state: RolloutState,
-    now: datetime,
-) -> tuple[RolloutState, Weights]:
-    """By hand: the canary gets 100 now (also after a Failed rollout: an explicit override)."""
-    check_time(now)
-    if state.phase == SUCCEEDED:
-        raise RolloutError("the rollout has already succeeded: the canary has 100")
-    done = replace(
-        state,
-        phase=SUCCEEDED,
-        step=len(spec.step_weights),
-        canary_weight=100,
-        paused_at=None,
-        message=f"promoted by hand at {_step(spec, state.step)} ({state.phase}): "
-        f"canary {spec.canary} at 100%, stable {spec.stable} at 0%",
-    )
-    return done, route_weights(spec, done)
-
-
-def abort(
-    spec: AnalysisSpec,
-    state: RolloutState,
-    now: datetime,
-) -> tuple[RolloutState, Weights]:
-    """By hand: back to stable 100, phase Failed."""
-    check_time(now)
-    if state.phase in FINISHED:
-        raise RolloutError(
-            f"the rollout has already finished ({state.phase}): nothing to "
-            "abort; change the spec to start a new one"
-        )
-    return _rolled_back(
-        spec,
-        replace(state, paused_at=None),
-        f"aborted by hand at {_step(spec, state.step)}: rolled back to {spec.stable}",
-    )
-
-
-def pause(
-    spec: AnalysisSpec,
-    state: RolloutState,
-    now: datetime,
-) -> tuple[RolloutState, None]:
-    """By hand: keep the current weights, judge nothing, stop the deadline's clock."""
-    check_time(now)
-    if state.phase == PAUSED:
-        raise RolloutError("the rollout is already paused")
-    if state.phase in FINISHED:
-        raise RolloutError(f"the rollout has finished ({state.phase}): nothing to pause")
-    return replace(
-        state,
-        phase=PAUSED,
-        paused_at=now,
-        message=f"paused by hand at {_step(spec, state.step)}, canary at {state.canary_weight}%",
-    ), None
-
-
-def resume(
-    spec: AnalysisSpec,
-    state: RolloutState,
-    now: datetime,
-) -> tuple[RolloutState, None]:
-    """By hand: continue a paused rollout at the step it was on."""
-    check_time(now)
-    if state.phase != PAUSED:
-        raise RolloutError(f"only a paused rollout can be resumed; this one is {state.phase}")
-    paused_for = (now - state.paused_at).total_seconds() if state.paused_at else 0.0
-    return replace(
-        state,
-        phase=PROGRESSING,
-        paused_at=None,
-        paused_seconds=state.paused_seconds + max(0.0, paused_for),
-        message=f"resumed by hand at {_step(spec, state.step)}, canary at {state.canary_weight}%",
+        f"{step_label(spec, judged.step)}: {judgement.summary()}",
     ), None
 
 
@@ -266,20 +184,7 @@ def _passed(
         canary_weight=weight,
         step_started_at=now,
         paused_seconds=0.0,
-        message=f"{_step(spec, state.step)} passed; {_step(spec, step)}: canary "
+        message=f"{step_label(spec, state.step)} passed; {step_label(spec, step)}: canary "
         f"{spec.canary} at {weight}%",
     )
     return moved, route_weights(spec, moved)
-
-
-def _rolled_back(
-    spec: AnalysisSpec,
-    state: RolloutState,
-    message: str,
-) -> tuple[RolloutState, Weights]:
-    failed = replace(state, phase=FAILED, canary_weight=0, message=message)
-    return failed, route_weights(spec, failed)
-
-
-def _step(spec: AnalysisSpec, index: int) -> str:
-    return f"step {min(index + 1, len(spec.step_weights))} of {len(spec.step_weights)}"

@@ -1,11 +1,14 @@
-"""The stored state of a canary rollout and its JSON form (pure)."""
+"""The stored state of a canary rollout, its JSON form, and what both state machine modules
+(``rollout.py``, ``rollout_manual.py``) share (pure)."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+from .analysis import AnalysisSpec
 
 PROGRESSING = "Progressing"
 PAUSED = "Paused"
@@ -100,3 +103,23 @@ def _time(text: Any) -> datetime | None:
     moment = datetime.fromisoformat(str(text))
     check_time(moment)
     return moment
+
+
+def route_weights(spec: AnalysisSpec, state: RolloutState) -> Weights:
+    """The route weights the state stands for: ``{stable: 100 - w, canary: w}``."""
+    return {spec.stable: 100 - state.canary_weight, spec.canary: state.canary_weight}
+
+
+def rolled_back(
+    spec: AnalysisSpec,
+    state: RolloutState,
+    message: str,
+) -> tuple[RolloutState, Weights]:
+    """Phase Failed, stable back to 100."""
+    failed = replace(state, phase=FAILED, canary_weight=0, message=message)
+    return failed, route_weights(spec, failed)
+
+
+def step_label(spec: AnalysisSpec, index: int) -> str:
+    """``step 2 of 3`` for index 1 (a promoted rollout stays on its last step's label)."""
+    return f"step {min(index + 1, len(spec.step_weights))} of {len(spec.step_weights)}"

@@ -26,7 +26,8 @@ def _samples(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
 class VariantData:
     """What one variant did in the window: requests, 5xx answers among them, latencies
     (seconds) and per-prediction errors of its labelled predictions (absolute error for a
-    regression, 1 wrong / 0 right for a classification)."""
+    regression, 1 wrong / 0 right for a classification). Sequences are copied into read-only
+    float arrays; NaN, infinite or negative values are refused."""
 
     requests: int = 0
     errors: int = 0

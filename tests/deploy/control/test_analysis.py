@@ -204,6 +204,13 @@ def test_interval_not_a_duration() -> None:
     }
 
 
+def test_an_interval_longer_than_the_default_deadline() -> None:
+    raw = {"canary": "wine-v2", "interval": "1h", "metrics": [{"name": "error-rate"}]}
+    assert errors_of(raw) == {
+        "spec.analysis.progressDeadline": "must be at least the interval (1h), got '30m'"
+    }
+
+
 def test_deadline_shorter_than_interval() -> None:
     assert errors_of(with_fields(interval="5m", progressDeadline="1m")) == {
         "spec.analysis.progressDeadline": "must be at least the interval (5m), got '1m'"
@@ -253,6 +260,18 @@ def test_quality_needs_a_judgeable_metric() -> None:
     assert errors["spec.analysis.metrics[3].metric"] == (
         "must be one of mae, accuracy for name: quality, got 'f1'"
     )
+
+
+@pytest.mark.parametrize("odd", [["mae"], {"a": 1}, 3])
+def test_odd_values_get_messages_not_crashes(odd: object) -> None:
+    errors = errors_of(with_fields(canary=odd, metrics=[{"name": odd, "metric": odd}]))
+    assert set(errors) == {
+        "spec.analysis.canary",
+        "spec.analysis.metrics[0].name",
+        "spec.analysis.metrics[0].metric",
+    }
+    errors = errors_of(with_fields(metrics=[{"name": "quality", "metric": odd}]))
+    assert set(errors) == {"spec.analysis.metrics[0].metric"}
 
 
 def test_metric_field_only_for_quality() -> None:

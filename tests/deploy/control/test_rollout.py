@@ -11,20 +11,8 @@ import pytest
 
 from deploy.control.analysis import AnalysisSpec, parse_analysis
 from deploy.control.judge import judge
-from deploy.control.rollout import (
-    abort,
-    advance,
-    deadline,
-    due,
-    pause,
-    promote,
-    resume,
-    route_weights,
-    spec_hash,
-    start,
-    sync,
-    window,
-)
+from deploy.control.rollout import advance, deadline, due, spec_hash, start, sync, window
+from deploy.control.rollout_manual import abort, pause, promote, resume
 from deploy.control.rollout_state import (
     FAILED,
     FINISHED,
@@ -36,6 +24,7 @@ from deploy.control.rollout_state import (
     RolloutError,
     RolloutState,
     Weights,
+    route_weights,
 )
 from deploy.control.verdicts import FAIL, INCONCLUSIVE, PASS, VariantData, WindowData
 
