@@ -36,6 +36,9 @@ A metric fails if any of its rules fails, and passes otherwise. The judgement fa
 metric fails, else is inconclusive if any metric is, else passes. Every verdict carries the
 canary figure, the stable figure, the bound on the canary's figure (the lower of ``max`` and
 stable + ``allowed``), the p-value, the effect and a sentence saying why.
+
+"pass" means no evidence of harm, not proof of none: with few samples a test has little power
+and a modest regression can pass; raise ``minSamples`` for finer judgements.
 """
 
 from __future__ import annotations
