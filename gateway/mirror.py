@@ -129,7 +129,7 @@ class Mirror:
         self.sink(make_exchange(
             req.request_id, dep, req.method, req.uri, req.upstream_path, req.host, req.scheme,
             req.request_headers, req.body, status, headers.items(), body,
-            {"route": req.route_id, "target": dep.id, "mirror": True}))
+            {"route": req.route_id, "target": dep.id, "mirror": True}, req.route_id))
 
     async def close(self, timeout: float = 5.0) -> None:
         """Let copies in flight finish for up to ``timeout`` seconds, then cancel the rest."""

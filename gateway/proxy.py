@@ -148,7 +148,8 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
 
 def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes,
                 up: UpstreamResponse, headers: CIMultiDict[str],
-                extra: dict[str, object] | None = None) -> Exchange:
+                extra: dict[str, object] | None = None,
+                route_id: str | None = None) -> Exchange:
     """The record of one forwarded call (``/model/`` and ``/custom/`` alike): ``headers`` as
     answered to the caller; marks a request body the server decoded (gzip) before forwarding."""
     decoded = decoded_request_encoding(request.headers)
@@ -156,13 +157,14 @@ def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes
         extra = {**(extra or {}), "request_content_decoded": decoded}
     return make_exchange(request[REQUEST_ID_KEY], dep, request.method, request.raw_path,
                          path_qs, request.host, request.scheme, request.headers.items(), body,
-                         up.status, headers.items(), up.body, extra)
+                         up.status, headers.items(), up.body, extra, route_id)
 
 
 def make_exchange(request_id: str, dep: Deployment, method: str, uri: str, path_qs: str,
                   host: str, scheme: str, request_headers: Iterable[tuple[str, str]],
                   body: bytes, status: int, response_headers: Iterable[tuple[str, str]],
-                  response_body: bytes, extra: dict[str, object] | None = None) -> Exchange:
+                  response_body: bytes, extra: dict[str, object] | None = None,
+                  route_id: str | None = None) -> Exchange:
     """The one place an :class:`Exchange` is built from a deployment's answer (also for the
     copies of :mod:`gateway.mirror`): the model's name and version come from ``dep``."""
     return Exchange(
@@ -170,5 +172,5 @@ def make_exchange(request_id: str, dep: Deployment, method: str, uri: str, path_
         method=method, uri=uri, upstream_path=path_qs, host=host, scheme=scheme,
         request_headers=request_headers, request_body=body, status=status,
         response_headers=response_headers, response_body=response_body,
-        when=datetime.now(UTC), extra=extra,
+        when=datetime.now(UTC), extra=extra, deployment_id=dep.id, route_id=route_id,
     )

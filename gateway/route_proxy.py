@@ -123,7 +123,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
         headers[TARGET_HEADER] = dep.id
         sink(exchange_of(request, dep, path_qs, body, up, headers,
                          {"route": route.id, "target": dep.id,
-                          "assignment": choice.assignment}))
+                          "assignment": choice.assignment}, route.id))
         if route.mirror and route.mirror != dep.id and should_mirror(route.mirror_percent,
                                                                      draw()):
             mirror.copy(MirrorCopy(

@@ -21,7 +21,12 @@ a record is always one valid JSON line, whatever the bytes were:
 
 ``<side>`` is ``request`` in ``request_response`` records and ``response`` in
 ``response_body`` ones. A text body without content encoding gets none of these
-extra fields: the record is exactly the seed's.
+extra fields.
+
+Additions to the seed's fields (which stay exactly as they are): both kinds carry
+``deployment_id`` (the ModelDeployment that answered) and, for a call a ModelRoute
+chose, ``route_id``; ``response_body`` also carries ``response_status``, so the
+feedback loop can tell a prediction from an error with that record alone.
 """
 
 from __future__ import annotations
@@ -178,6 +183,19 @@ class Exchange:
     response_body: bytes
     when: datetime
     extra: Mapping[str, Any] | None = None
+    deployment_id: str | None = None
+    """The ModelDeployment that answered (two deployments may serve one model version)."""
+    route_id: str | None = None
+    """The ModelRoute that chose it, for calls through ``/custom/...``."""
+
+
+def _served_by(ex: Exchange) -> dict[str, str]:
+    out = {}
+    if ex.deployment_id is not None:
+        out["deployment_id"] = ex.deployment_id
+    if ex.route_id is not None:
+        out["route_id"] = ex.route_id
+    return out
 
 
 def request_response_record(ex: Exchange,
@@ -206,6 +224,7 @@ def request_response_record(ex: Exchange,
         "model_version": ex.model_version,
         "time": format_time(ex.when),
         **body,
+        **_served_by(ex),
     }
     if ex.extra:
         record.update(ex.extra)
@@ -221,6 +240,8 @@ def response_body_record(ex: Exchange) -> dict[str, Any]:
         "response_content": body.pop("response_content"),
         "time": format_time(ex.when),
         **body,
+        "response_status": str(ex.status),
+        **_served_by(ex),
     }
 
 

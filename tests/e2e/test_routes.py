@@ -162,6 +162,8 @@ def test_canary_steps_split_by_weight_and_the_records_prove_it(stack):
     assert {(r["target"], r["model_version"]) for r in canary} == {("wine-v1", "1.0"),
                                                                    ("wine-v2", "2.0")}
     assert {r["assignment"] for r in canary} == {"random"}
+    assert all(r["deployment_id"] == r["target"] and r["route_id"] == "wine-canary"
+               for r in canary)
 
 
 def test_sticky_users_keep_their_variant_and_a_step_moves_only_its_share(stack):

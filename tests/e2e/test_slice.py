@@ -99,6 +99,8 @@ def test_seed_invocation_headers_feedback_and_records(stack):
     assert first["response_http_headers"]["request-id"] == generated
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000", first["time"])
     assert json.loads(rb[generated]["response_content"]) == body
+    assert first["deployment_id"] == rb[generated]["deployment_id"] == "wine-v1"
+    assert "route_id" not in first and rb[generated]["response_status"] == "200"
     assert [f["payload"] for f in stored["feedback"]] == [{"json": {"truthful": 1}}]
     raw = b"".join(p.read_bytes() for p in (stack.data_dir / "storage").rglob("*.json"))
     assert stack.token.encode() not in raw and b"session=1" not in raw

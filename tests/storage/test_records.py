@@ -71,7 +71,18 @@ def test_bytes_that_are_not_text_are_stored_base64_never_mangled():
 
 def test_text_bodies_keep_the_seed_shape():
     rec = response_body_record(exchange())
-    assert set(rec) == {"request_id", "model_name", "model_version", "response_content", "time"}
+    assert set(rec) == {"request_id", "model_name", "model_version", "response_content", "time",
+                        "response_status"}
+    assert rec["response_status"] == "200"
+
+
+def test_records_name_the_deployment_and_route_that_served():
+    ex = exchange(deployment_id="wine-v2", route_id="wine")
+    for rec in (request_response_record(ex), response_body_record(ex)):
+        assert rec["deployment_id"] == "wine-v2" and rec["route_id"] == "wine"
+    direct = exchange(deployment_id="wine-v1")
+    for rec in (request_response_record(direct), response_body_record(direct)):
+        assert rec["deployment_id"] == "wine-v1" and "route_id" not in rec
 
 
 def v2_binary_body(header: dict, *tensors: bytes) -> tuple[bytes, int]:
