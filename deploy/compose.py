@@ -13,7 +13,7 @@ from types import EllipsisType
 from aiohttp import web
 
 import feedback
-from deploy.api import add_management_api
+from deploy.api import RecordSource, add_management_api
 from deploy.config import Settings
 from deploy.control.reconciler import Reconciler
 from deploy.control.runtime import Runtime
@@ -112,7 +112,8 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
     add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())
     if store is not None:
-        add_management_api(app, store, settings.api.edge_url)
+        add_management_api(app, store, settings.api.edge_url,
+                           RecordSource(writer.backend, settings.storage.prefix))
     return app
 
 

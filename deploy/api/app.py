@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 import gateway
-from deploy.api import deployments, model_routes
+from deploy.api import deployments, model_routes, records
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
 from deploy.api.openapi import openapi_document
 from deploy.control.store import Store
@@ -18,12 +18,16 @@ SWAGGER_PREFIX = "/swagger"
 SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-ui"
 
 
-def add_management_api(app: web.Application, store: Store, edge_url: str | None = None) -> None:
+def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
+                       record_source: records.RecordSource | None = None) -> None:
+    """The ODAHU v1 API on ``app``; with ``record_source``, also ``GET /api/v1/records``."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
     deployments.add_routes(app, API_PREFIX)
     model_routes.add_routes(app, API_PREFIX)
+    if record_source is not None:
+        records.add_routes(app, API_PREFIX, record_source)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
     add_error_mapping(app)
     add_swagger_ui(app)

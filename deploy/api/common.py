@@ -10,6 +10,7 @@ from aiohttp import web
 from deploy.control.resource import ValidationError
 from deploy.control.store import Store, StoreError
 from gateway import add_exception_handler, json_response
+from storage import StorageError
 
 STORE = web.AppKey("mlgate_store", Store)
 EDGE_URL = web.AppKey("mlgate_edge_url", str)
@@ -47,7 +48,10 @@ def answer(status: int, payload: Any) -> web.Response:
 
 def add_error_mapping(app: web.Application) -> None:
     """The API's one error mapping (no handler catches these itself): validation and body
-    errors answer 400, store errors their own status (404, 409, ...), as ODAHU does."""
+    errors answer 400, store errors their own status (404, 409, ...), as ODAHU does; the
+    record storage failing answers 503 with ``Retry-After``."""
     add_exception_handler(app, ValidationError, lambda exc: (400, str(exc), None))
     add_exception_handler(app, BadBody, lambda exc: (400, str(exc), None))
     add_exception_handler(app, StoreError, lambda exc: (exc.status, str(exc), None))
+    add_exception_handler(app, StorageError, lambda exc: (
+        503, f"cannot read the record storage, retry later: {exc}", {"Retry-After": "5"}))

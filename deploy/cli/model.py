@@ -2,9 +2,10 @@
 
 Like ``odahuflowctl model``, a model is found by deployment (``--md``: its default
 route) or by route (``--mr``), through the API's ``status.edgeUrl``. ``invoke`` sends
-what the deployment's predictor speaks (:mod:`deploy.cli.v2_client`): the file as it is
+what the deployment's predictor speaks (:mod:`mlgate.v2`): the file as it is
 to ``/api/model/invoke`` for ``odahu-ml-server``, a KServe v2 infer request for
-``triton`` (an ODAHU ``{"columns", "data"}`` file becomes one tensor).
+``triton`` (an ODAHU ``{"columns", "data"}`` file becomes one tensor). The calls are the
+Python SDK's (:mod:`mlgate`).
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deploy.cli.client import ApiError, Client
+import mlgate
 from deploy.cli.resources import connection_options, run
-from deploy.cli.v2_client import (
-    TRITON_PREDICTOR,
-    InvokeRequestError,
-    build_invoke_request,
-    is_v2_body,
-    outputs_by_name,
-)
+from mlgate.v2 import outputs_by_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,41 +55,41 @@ def _load_json(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ApiError(f"{where} is not valid JSON: {exc}") from None
+        raise ValueError(f"{where} is not valid JSON: {exc}") from None
+
+
+def _which(args: argparse.Namespace) -> tuple[str, bool]:
+    return (args.md, False) if args.md else (args.mr, True)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
-        print(json.dumps(client.model_info(client.model_url(args.md, args.mr)), indent=2))
+    def body(client: mlgate.Client) -> int:
+        target, route = _which(args)
+        print(json.dumps(client.info(target, route=route), indent=2))
         return 0
 
     return run(args, body)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
+    def body(client: mlgate.Client) -> int:
         if args.file:
             try:
                 raw = Path(args.file).read_bytes()
             except OSError as exc:
-                raise ApiError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-            payload = _load_json(raw.decode("utf-8", "replace"), args.file)
+                raise ValueError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+            _load_json(raw.decode("utf-8", "replace"), args.file)
         else:
             raw = args.json.encode()
-            payload = _load_json(args.json, "--json")
-        url = client.model_url(args.md, args.mr)
-        predictor, model_name = target_predictor(client, args.md, args.mr)
-        openapi = None
-        if predictor == TRITON_PREDICTOR and not is_v2_body(payload):
-            openapi = client.model_info(url)  # the input tensor and its column order
+            _load_json(args.json, "--json")
+        target, route = _which(args)
         try:
-            req = build_invoke_request(predictor, raw, model_name=model_name, openapi=openapi)
-        except InvokeRequestError as exc:
-            raise ApiError(f"{args.file or '--json'}: {exc}") from None
-        resp = client.invoke(url, req.path, req.body, req.headers)
+            resp = client.invoke_raw(target, raw, route=route)
+        except ValueError as exc:  # cannot be sent to this predictor
+            raise ValueError(f"{args.file or '--json'}: {exc}") from None
         answer = resp.json()
         print(json.dumps(answer))
-        if predictor == TRITON_PREDICTOR and isinstance(answer, dict):
+        if isinstance(answer, dict) and "outputs" in answer:
             for name, values in outputs_by_name(answer).items():
                 print(f"{name}: {json.dumps(values)}", file=sys.stderr)
         print(f"request-id: {resp.headers.get('request-id', '')}", file=sys.stderr)
@@ -103,33 +98,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return run(args, body)
 
 
-def target_predictor(client: Client, md: str | None, mr: str | None) -> tuple[str, str]:
-    """The predictor behind a deployment or a route, and the model name it reports.
-
-    A route's targets must agree: one request body cannot suit both protocols, and a
-    v2 request names one model.
-    """
-    ids = [md] if md else [t["mdName"] for t in
-                           client.get("route", mr or "")["spec"]["modelDeployments"]]
-    found = {(d["spec"]["predictor"], d.get("status", {}).get("modelName") or "")
-             for d in (client.get("deployment", i) for i in ids)}
-    predictors = {p for p, _ in found}
-    if len(predictors) > 1:
-        raise ApiError(f"route {mr} mixes predictors ({', '.join(sorted(predictors))}): "
-                       "invoke one deployment with --md")
-    predictor = predictors.pop()
-    names = {n for _, n in found if n}
-    if predictor == TRITON_PREDICTOR and len(names) > 1:
-        raise ApiError(f"route {mr} serves different Triton models ({', '.join(sorted(names))})"
-                       ": invoke one deployment with --md")
-    return predictor, names.pop() if names else ""
-
-
 def cmd_feedback(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
-        answer = client.send_feedback(args.model, args.version, args.request_id,
-                                      _load_json(args.json, "--json"))
-        print(json.dumps(answer))
+    def body(client: mlgate.Client) -> int:
+        answers = client.feedback(args.request_id, _load_json(args.json, "--json"),
+                                  model=args.model, version=args.version)
+        print(json.dumps(answers[0]))
         return 0
 
     return run(args, body)

@@ -1,4 +1,7 @@
-"""Printing API objects as json, yaml, table or jsonpath=EXPR (odahuflowctl's formats)."""
+"""Printing API objects as json, yaml, table or jsonpath=EXPR (odahuflowctl's formats).
+
+The table columns are the SDK's (:mod:`mlgate.objects`), so a notebook shows what the CLI prints.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ import yaml
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as parse_jsonpath
 
+from mlgate.objects import deployment_row, route_row, text_table
+
 FORMATS = ("json", "yaml", "table", "jsonpath=EXPR")
 Row = Callable[[dict[str, Any]], dict[str, str]]
+__all__ = ["FORMATS", "OutputError", "check_format", "deployment_row", "render", "route_row"]
 
 
 class OutputError(ValueError):
@@ -42,48 +48,9 @@ def render(objects: Sequence[dict[str, Any]], fmt: str, row: Row) -> str:
     if name == "yaml":
         return yaml.safe_dump(list(objects), sort_keys=False).rstrip("\n")
     if name == "table":
-        return table([row(o) for o in objects])
+        return text_table([row(o) for o in objects])
     matches = [m.value for m in _compile(expr).find(list(objects))]
     if len(matches) == 1:
         value = matches[0]
         return value if isinstance(value, str) else json.dumps(value)
     return json.dumps(matches)
-
-
-def table(rows: Sequence[dict[str, str]]) -> str:
-    if not rows:
-        return "No resources found."
-    headers = [h for h in rows[0] if any(r[h] for r in rows)]  # drop all-empty columns
-    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
-    lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip()]
-    lines += ["  ".join(r[h].ljust(widths[h]) for h in headers).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def deployment_row(d: dict[str, Any]) -> dict[str, str]:
-    spec, status = d.get("spec", {}), d.get("status", {})
-    model = ":".join(x for x in (status.get("modelName"), status.get("modelVersion")) if x)
-    return {
-        "ID": d.get("id", ""),
-        "STATE": status.get("state", ""),
-        "AVAILABLE": f"{status.get('availableReplicas', 0)}/{status.get('replicas', 0)}",
-        "MIN-MAX": f"{spec.get('minReplicas', '')}-{spec.get('maxReplicas', '')}",
-        "MODEL": model or "-",
-        "IMAGE": spec.get("image", ""),
-        "REASON": status.get("reason", ""),
-    }
-
-
-def route_row(r: dict[str, Any]) -> dict[str, str]:
-    spec, status = r.get("spec", {}), r.get("status", {})
-    targets = ", ".join(f"{t['mdName']}:{t.get('weight', 100)}"
-                        for t in spec.get("modelDeployments", []))
-    return {
-        "ID": r.get("id", ""),
-        "DEFAULT": "yes" if r.get("default") else "no",
-        "URL PREFIX": spec.get("urlPrefix", ""),
-        "TARGETS": targets,
-        "MIRROR": spec.get("mirror") or "-",
-        "STATE": status.get("state", ""),
-        "EDGE URL": status.get("edgeUrl", ""),
-    }

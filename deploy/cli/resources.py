@@ -4,24 +4,26 @@ Modelled on ``odahuflowctl``: ``get [--id] [-o FORMAT]``, ``create|edit -f FILE`
 ``delete --id|-f``. ``--wait`` follows a deployment until it is Ready (exit 0),
 Failed (exit 1, with the reason) or ``--timeout`` passes (exit 1).
 ``route set-weights ROUTE a=90 b=10`` is a canary step: only the weights change.
+Every call goes through the Python SDK (:mod:`mlgate`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deploy.cli.client import ApiError, Client, default_token, default_url
+import mlgate
 from deploy.cli.output import OutputError, check_format, deployment_row, render, route_row
 from deploy.control.images import resolve_image
 from deploy.control.manifest import ManifestError, load_documents
+from mlgate.client import default_url
+from mlgate.progress import line_sink
 
 KINDS = {"deployment": "ModelDeployment", "route": "ModelRoute"}
 ROWS = {"deployment": deployment_row, "route": route_row}
-POLL_INTERVAL = 0.5
 
 
 def connection_options() -> argparse.ArgumentParser:
@@ -33,9 +35,9 @@ def connection_options() -> argparse.ArgumentParser:
     return p
 
 
-def client_from(args: argparse.Namespace) -> Client:
-    return Client(args.url or default_url(),
-                  args.token if args.token is not None else default_token())
+def client_from(args: argparse.Namespace) -> mlgate.Client:
+    """The SDK client for ``--url``/``--token``; waits print one line per change on stdout."""
+    return mlgate.Client(args.url, args.token, progress=lambda: line_sink(sys.stdout))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,20 +86,6 @@ def _weight(value: str) -> tuple[str, int]:
     return name.strip(), int(weight)
 
 
-def with_weights(route: dict[str, Any], weights: list[tuple[str, int]]) -> dict[str, Any]:
-    """The route's writable part (id, spec) with new weights; targets keep their order,
-    new names are appended. The API validates the sum."""
-    spec = dict(route.get("spec", {}))
-    given = dict(weights)
-    if len(given) != len(weights):
-        raise ManifestError("a deployment is named twice")
-    targets = [dict(t, weight=given.pop(t["mdName"], t.get("weight", 100)))
-               for t in spec.get("modelDeployments", [])]
-    targets += [{"mdName": name, "weight": weight} for name, weight in given.items()]
-    spec["modelDeployments"] = targets
-    return {"kind": "ModelRoute", "id": route["id"], "spec": spec}
-
-
 def _format(value: str) -> str:
     try:
         return check_format(value)
@@ -128,114 +116,75 @@ def manifests(path: str, kind: str, override_id: str | None = None) -> list[dict
     return docs
 
 
-def run(args: argparse.Namespace, body) -> int:
-    """Run ``body(client)`` and turn the expected errors into one line on stderr."""
+def run(args: argparse.Namespace, body: Callable[[mlgate.Client], int]) -> int:
+    """Run ``body(client)`` and turn the expected errors into one line on stderr (exit 1)."""
     try:
         with client_from(args) as client:
             return body(client)
-    except (ApiError, ManifestError, OutputError) as exc:
+    except (mlgate.MlgateError, ManifestError, OutputError, ValueError) as exc:
         print(f"mlgate: {exc}", file=sys.stderr)
         return 1
 
 
+def _api(client: mlgate.Client, kind: str) -> mlgate.Deployments | mlgate.Routes:
+    return client.deployments if kind == "deployment" else client.routes
+
+
 def cmd_get(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
-        objects = [client.get(args.kind, args.id)] if args.id else client.list(args.kind)
-        print(render(objects, args.output, ROWS[args.kind]))
+    def body(client: mlgate.Client) -> int:
+        api = _api(client, args.kind)
+        objects = [api.get(args.id)] if args.id else api.list()
+        print(render([o.raw for o in objects], args.output, ROWS[args.kind]))
         return 0
 
     return run(args, body)
 
 
 def cmd_write(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
-        code = 0
+    def body(client: mlgate.Client) -> int:
         for doc in manifests(args.file, args.kind, args.id):
-            write = client.create if args.action == "create" else client.update
-            obj = write(args.kind, doc)
+            api = _api(client, args.kind)
+            write = api.create if args.action == "create" else api.update
+            obj = write(doc)
             done = "created" if args.action == "create" else "updated"
-            print(f"Model {args.kind} {obj['id']} {done}")
+            print(f"Model {args.kind} {obj.id} {done}", flush=True)
             if args.kind == "deployment" and args.wait:
-                code = max(code, wait_ready(client, obj["id"], args.timeout))
-        return code
+                client.deployments.wait(obj.id, timeout=args.timeout)
+        return 0
 
     return run(args, body)
 
 
 def cmd_set_weights(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
-        route = client.update("route", with_weights(client.get("route", args.route),
-                                                    args.weights))
-        split = " ".join(f"{t['mdName']}={t.get('weight', 100)}"
-                         for t in route["spec"]["modelDeployments"])
-        print(f"Model route {route['id']} updated: {split}")
+    def body(client: mlgate.Client) -> int:
+        given = dict(args.weights)
+        if len(given) != len(args.weights):
+            raise ManifestError("a deployment is named twice")
+        route = client.routes.set_weights(args.route, given)
+        split = " ".join(f"{name}={weight}" for name, weight in route.targets.items())
+        print(f"Model route {route.id} updated: {split}")
         return 0
 
     return run(args, body)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    def body(client: Client) -> int:
+    def body(client: mlgate.Client) -> int:
         ids = [args.id] if args.id else [d.get("id", "") for d in manifests(args.file, args.kind)]
         for obj_id in ids:
             try:
-                print(client.delete(args.kind, obj_id))
-            except ApiError as exc:
-                if exc.status == 404 and args.ignore_not_found:
-                    print(f"Model {args.kind} {obj_id} not found; nothing to delete")
-                    continue
-                raise
+                if args.kind == "deployment":
+                    message = client.deployments.delete(obj_id)
+                else:
+                    message = client.routes.delete(obj_id)
+            except mlgate.NotFound:
+                if not args.ignore_not_found:
+                    raise
+                print(f"Model {args.kind} {obj_id} not found; nothing to delete")
+                continue
+            print(message, flush=True)
             if args.kind == "deployment" and args.wait:
-                wait_gone(client, obj_id, args.timeout)
+                client.deployments.wait_gone(obj_id, timeout=args.timeout)
         return 0
 
     return run(args, body)
-
-
-def describe(dep: dict[str, Any]) -> str:
-    status = dep.get("status", {})
-    text = (f"{dep['id']}: {status.get('state')} ({status.get('availableReplicas', 0)}/"
-            f"{status.get('replicas', 0)} replicas available)")
-    if status.get("modelName"):
-        text += f", model {status['modelName']} {status.get('modelVersion', '')}"
-    if status.get("reason"):
-        text += f": {status['reason']}"
-    return text
-
-
-def wait_ready(client: Client, dep_id: str, timeout: float) -> int:
-    """Print each change of the deployment's status until Ready (0) or Failed/timeout (1)."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        dep = client.get("deployment", dep_id)
-        line = describe(dep)
-        if line != last:
-            print(line, flush=True)
-            last = line
-        state = dep.get("status", {}).get("state")
-        if state == "Ready":
-            return 0
-        if state == "Failed":
-            reason = dep["status"].get("reason") or "no reason given"
-            print(f"mlgate: model deployment {dep_id} failed: {reason}", file=sys.stderr)
-            return 1
-        if time.monotonic() > deadline:
-            print(f"mlgate: model deployment {dep_id} is not Ready after {timeout:g}s "
-                  f"(state {state})", file=sys.stderr)
-            return 1
-        time.sleep(POLL_INTERVAL)
-
-
-def wait_gone(client: Client, dep_id: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client.get("deployment", dep_id)
-        except ApiError as exc:
-            if exc.status == 404:
-                print(f"Model deployment {dep_id} is gone")
-                return
-            raise
-        time.sleep(POLL_INTERVAL)
-    raise ApiError(f"model deployment {dep_id} still exists after {timeout:g}s")

@@ -37,6 +37,7 @@ PAGE_ASSETS: dict[str, tuple[str, ...]] = {
 OPEN_ASSETS = frozenset({prefix + name for prefix, names in PAGE_ASSETS.items()
                          for name in names} | {prefix.rstrip("/") for prefix in PAGE_ASSETS})
 CATALOG_DOCUMENTS = "/service-catalog/api/models"
+RECORDS_PATH = "/api/v1/records"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,8 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
     rest = _under(path, "/api/v1/model/route")
     if rest is not None:
         return _management(method, rest, "route")
+    if _under(path, RECORDS_PATH) is not None and method in READ_METHODS:
+        return Classified(Access("records:read", Resource("path", path)))
     rest = _under(path, CATALOG_DOCUMENTS)
     if rest and method in READ_METHODS and "/" not in rest[1:]:
         # one deployment's document in the catalog: the same right as /model/<id>/api/model/info

@@ -2,7 +2,6 @@
 
 import pytest
 
-from deploy.cli.resources import with_weights
 from deploy.config import Settings
 from deploy.control.autoscaler import ScalingPolicy
 from deploy.control.deployments import parse_deployment
@@ -132,23 +131,6 @@ def test_traffic_field_problems_are_named(spec, fragment):
     with pytest.raises(ValidationError, match="Validation of model route is failed") as err:
         parse_route(route(**spec), EXISTING)
     assert fragment in str(err.value)
-
-
-def test_set_weights_keeps_order_and_other_fields():
-    current = {"id": "wine-ab", "default": False, "status": {"state": "Ready"},
-               "spec": {"urlPrefix": "/custom/wine", "mirror": "wine-v2",
-                        "sticky": {"header": "x-user"},
-                        "modelDeployments": [{"mdName": "wine-v1", "weight": 90},
-                                             {"mdName": "wine-v2", "weight": 10}]}}
-    updated = with_weights(current, [("wine-v2", 50), ("wine-v1", 50)])
-    assert updated == {"kind": "ModelRoute", "id": "wine-ab", "spec": {
-        "urlPrefix": "/custom/wine", "mirror": "wine-v2", "sticky": {"header": "x-user"},
-        "modelDeployments": [{"mdName": "wine-v1", "weight": 50},
-                             {"mdName": "wine-v2", "weight": 50}]}}
-    grown = with_weights(current, [("wine-v1", 80), ("wine-v3", 10)])
-    assert grown["spec"]["modelDeployments"] == [{"mdName": "wine-v1", "weight": 80},
-                                                 {"mdName": "wine-v2", "weight": 10},
-                                                 {"mdName": "wine-v3", "weight": 10}]
 
 
 def test_reconciler_publishes_routes_when_the_store_changes(tmp_path):

@@ -1,4 +1,4 @@
-"""Requests for ``mlgate model invoke``: the path and body to send, by predictor — pure.
+"""Model requests by predictor (``Client.invoke``, ``mlgate model invoke``): path and body — pure.
 
 * ``odahu-ml-server``: ``POST /api/model/invoke`` with the file as it is.
 * ``triton``: ``POST /v2/models/<name>/infer`` (KServe v2). A file that already is a

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from deploy.cli.v2_client import (
+from mlgate.v2 import (
     InvokeRequestError,
     V2Input,
     build_invoke_request,

@@ -1,0 +1,208 @@
+"""What the SDK returns for API resources: thin views over the API's JSON.
+
+Each view keeps the JSON it came from (``.raw``; ``to_dict()`` gives a copy), exposes the
+fields people use as attributes, prints as one readable line (``str``) and shows as a table
+in Jupyter (``_repr_html_``). Lists of them (:class:`Table`) print and show as one table.
+The columns are the CLI's (``mlgate deployment get -o table``): one definition for both.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+Row = dict[str, str]
+
+
+def deployment_row(d: dict[str, Any]) -> Row:
+    spec, status = d.get("spec", {}), d.get("status", {})
+    model = ":".join(x for x in (status.get("modelName"), status.get("modelVersion")) if x)
+    return {
+        "ID": d.get("id", ""),
+        "STATE": status.get("state", ""),
+        "AVAILABLE": f"{status.get('availableReplicas', 0)}/{status.get('replicas', 0)}",
+        "MIN-MAX": f"{spec.get('minReplicas', '')}-{spec.get('maxReplicas', '')}",
+        "MODEL": model or "-",
+        "IMAGE": spec.get("image", ""),
+        "REASON": status.get("reason", ""),
+    }
+
+
+def route_row(r: dict[str, Any]) -> Row:
+    spec, status = r.get("spec", {}), r.get("status", {})
+    targets = ", ".join(f"{t['mdName']}:{t.get('weight', 100)}"
+                        for t in spec.get("modelDeployments", []))
+    return {
+        "ID": r.get("id", ""),
+        "DEFAULT": "yes" if r.get("default") else "no",
+        "URL PREFIX": spec.get("urlPrefix", ""),
+        "TARGETS": targets,
+        "MIRROR": spec.get("mirror") or "-",
+        "STATE": status.get("state", ""),
+        "EDGE URL": status.get("edgeUrl", ""),
+    }
+
+
+def text_table(rows: Sequence[Row]) -> str:
+    """Aligned columns, headers first; columns empty in every row are left out."""
+    if not rows:
+        return "No resources found."
+    headers = [h for h in rows[0] if any(r[h] for r in rows)]
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
+    lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip()]
+    lines += ["  ".join(r[h].ljust(widths[h]) for h in headers).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def html_table(rows: Sequence[Row]) -> str:
+    if not rows:
+        return "<p>No resources found.</p>"
+    headers = [h for h in rows[0] if any(r[h] for r in rows)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(r[h])}</td>" for h in headers) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class Resource:
+    """A resource as the API returned it."""
+
+    row: ClassVar[Callable[[dict[str, Any]], Row]]
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    @property
+    def id(self) -> str:
+        return self.raw.get("id", "")
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.raw.get("spec", {})
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.raw.get("status", {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.raw)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.raw == self.raw  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return text_table([type(self).row(self.raw)])
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id!r} {self._summary()}>"
+
+    def _summary(self) -> str:
+        return self.status.get("state", "")
+
+    def _repr_html_(self) -> str:
+        return html_table([type(self).row(self.raw)])
+
+
+class Deployment(Resource):
+    """A ModelDeployment: ``id``, ``state``, ``ready``, replicas, model name and version."""
+
+    row = staticmethod(deployment_row)
+
+    @property
+    def state(self) -> str:
+        return self.status.get("state", "")
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "Ready"
+
+    @property
+    def replicas(self) -> int:
+        return int(self.status.get("replicas", 0))
+
+    @property
+    def available_replicas(self) -> int:
+        return int(self.status.get("availableReplicas", 0))
+
+    @property
+    def model_name(self) -> str:
+        return self.status.get("modelName", "")
+
+    @property
+    def model_version(self) -> str:
+        return self.status.get("modelVersion", "")
+
+    @property
+    def image(self) -> str:
+        return self.spec.get("image", "")
+
+    @property
+    def predictor(self) -> str:
+        return self.spec.get("predictor", "")
+
+    @property
+    def reason(self) -> str:
+        return self.status.get("reason", "")
+
+    def describe(self) -> str:
+        """``wine: Ready (1/1 replicas available), model wine 1.0`` — one line for humans."""
+        text = (f"{self.id}: {self.state} ({self.available_replicas}/{self.replicas} "
+                "replicas available)")
+        if self.model_name:
+            text += f", model {self.model_name} {self.model_version}"
+        if self.reason:
+            text += f": {self.reason}"
+        return text
+
+
+class Route(Resource):
+    """A ModelRoute: ``id``, ``url_prefix``, ``targets`` (deployment id -> weight)."""
+
+    row = staticmethod(route_row)
+
+    @property
+    def default(self) -> bool:
+        return bool(self.raw.get("default"))
+
+    @property
+    def url_prefix(self) -> str:
+        return self.spec.get("urlPrefix", "")
+
+    @property
+    def targets(self) -> dict[str, int]:
+        return {t["mdName"]: int(t.get("weight", 100))
+                for t in self.spec.get("modelDeployments", [])}
+
+    @property
+    def edge_url(self) -> str:
+        return self.status.get("edgeUrl", "")
+
+    def _summary(self) -> str:
+        split = " ".join(f"{k}={v}" for k, v in self.targets.items())
+        return f"{self.url_prefix} {split}".strip()
+
+
+R = TypeVar("R", bound=Resource)
+
+
+class Table(list[R], Generic[R]):
+    """A list of resources that prints (and shows in Jupyter) as one table."""
+
+    def __init__(self, items: Iterable[R] = ()) -> None:
+        super().__init__(items)
+
+    def _rows(self) -> list[Row]:
+        return [type(item).row(item.raw) for item in self]
+
+    def __str__(self) -> str:
+        return text_table(self._rows())
+
+    def _repr_html_(self) -> str:
+        return html_table(self._rows())
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [item.to_dict() for item in self]
