@@ -10,7 +10,7 @@ DATA_DIR ?= .mlgate
 
 ODAHU_VENV := .venv-odahu
 
-.PHONY: install run test lint fmt lock demo-models clean odahu-cli bench bench-tools bench-profile \
+.PHONY: install run test lint fmt lock docs demo-models clean odahu-cli bench bench-tools bench-profile \
 	bench-scaling bench-storage bench-triton test-tools
 
 # The development virtualenv (every extra and the test tools), rebuilt whenever its lock changes.
@@ -97,6 +97,10 @@ bench-storage: install
 # Triton directly vs. through the gateway: req/s, p50, p99 (3 runs, 8 connections).
 bench-triton: demo-models
 	$(BIN)/python bench/triton.py
+
+# The Python SDK's API reference, generated from its docstrings (a test checks it is current).
+docs: install
+	$(BIN)/pdoc mlgate --docformat restructuredtext --no-search --no-show-source -o docs/sdk
 
 lint: install
 	$(BIN)/ruff check .

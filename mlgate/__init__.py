@@ -1,6 +1,4 @@
-"""mlgate's Python SDK: deploy, call, give feedback and read records from Python or a notebook.
-
-::
+"""mlgate's Python SDK: deploy, call, give feedback and read records from Python or a notebook::
 
     from mlgate import Client
     mg = Client("http://127.0.0.1:5080", token=...)      # or $MLGATE_URL / $MLGATE_TOKEN
@@ -13,7 +11,7 @@ exceptions carrying the server's message and status. The SDK is a client of mlga
 API only; DataFrames need pandas (``pip install 'mlgate[sdk]'``).
 """
 
-from .client import AsyncClient, Client, Deployments, Routes
+from .client import AsyncClient, BaseClient, Client, Deployments, Routes
 from .errors import (
     ApiError,
     Conflict,
@@ -34,6 +32,7 @@ from .objects import Deployment, Route, Table
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "BaseClient",
     "Client",
     "Conflict",
     "ConnectionFailed",

@@ -36,7 +36,11 @@ def default_token() -> str:
     return os.environ.get("MLGATE_TOKEN", "")
 
 
-class _Base(Generic[H]):
+class BaseClient(Generic[H]):
+    """What :class:`Client` and :class:`AsyncClient` both do: every method below returns its
+    result with a ``Client`` and a coroutine of it with an ``AsyncClient``. Management calls
+    are on ``deployments`` (:class:`Deployments`) and ``routes`` (:class:`Routes`)."""
+
     _http: H
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
@@ -153,13 +157,15 @@ def _map(op: Op[Any], convert: Callable[[Any], T]) -> Op[T]:
 class Deployments(Generic[H]):
     """``client.deployments``: ModelDeployments through the management API."""
 
-    def __init__(self, client: _Base[H]) -> None:
+    def __init__(self, client: BaseClient[H]) -> None:
         self._client = client
 
     def list(self) -> Table[Deployment]:
+        """Every deployment (a list that prints as a table)."""
         return self._client._run(_ops.list_deployments())
 
     def get(self, id: str) -> Deployment:
+        """One deployment; ``NotFound`` if there is none."""
         return self._client._run(_ops.get_deployment(id))
 
     def create(self, manifest: Mapping[str, Any], *, wait: bool = False,
@@ -169,6 +175,7 @@ class Deployments(Generic[H]):
 
     def update(self, manifest: Mapping[str, Any], *, wait: bool = False,
                timeout: float = 600.0) -> Deployment:
+        """Replace a deployment's spec (its replicas roll to the new one)."""
         return self._client._run(_ops.write_deployment(dict(manifest), False, wait, timeout))
 
     def delete(self, id: str, *, wait: bool = False, timeout: float = 600.0) -> str:
@@ -184,19 +191,22 @@ class Deployments(Generic[H]):
         return self._client._run(_ops.wait_gone(id, timeout))
 
     def default_route(self, id: str) -> Route:
+        """The route ``/model/<id>`` every deployment gets."""
         return self._client._run(_ops.default_route(id))
 
 
 class Routes(Generic[H]):
     """``client.routes``: ModelRoutes (A/B, canary, mirror) through the management API."""
 
-    def __init__(self, client: _Base[H]) -> None:
+    def __init__(self, client: BaseClient[H]) -> None:
         self._client = client
 
     def list(self) -> Table[Route]:
+        """Every route, default routes included."""
         return self._client._run(_ops.list_routes())
 
     def get(self, id: str) -> Route:
+        """One route; ``NotFound`` if there is none."""
         return self._client._run(_ops.get_route(id))
 
     def create(self, id: str | Mapping[str, Any], url_prefix: str | None = None,
@@ -210,6 +220,7 @@ class Routes(Generic[H]):
     def update(self, id: str | Mapping[str, Any], url_prefix: str | None = None,
                targets: Mapping[str, int] | None = None, *, mirror: str | None = None,
                **spec: Any) -> Route:
+        """Replace a route's spec; the same arguments as :meth:`create`."""
         return self._client._run(_ops.write_route(
             _route_manifest(id, url_prefix, targets, mirror, spec), False))
 
@@ -218,6 +229,7 @@ class Routes(Generic[H]):
         return self._client._run(_ops.set_weights(id, weights))
 
     def delete(self, id: str) -> str:
+        """Delete a route (default routes go with their deployment); the server's message."""
         return self._client._run(_ops.delete_route(id))
 
 
@@ -231,7 +243,7 @@ def _route_manifest(id: str | Mapping[str, Any], url_prefix: str | None,
     return _ops.route_body(id, url_prefix, targets, {"mirror": mirror, **spec})
 
 
-class Client(_Base[httpx.Client]):
+class Client(BaseClient[httpx.Client]):
     """The synchronous client. Use it as a context manager, or call ``close()``."""
 
     def _make_http(self, url: str, headers: dict[str, str], timeout: float,
@@ -242,6 +254,7 @@ class Client(_Base[httpx.Client]):
         return run_sync(op, self._http, self._policy, self._progress)
 
     def close(self) -> None:
+        """Close the connections."""
         self._http.close()
 
     def __enter__(self) -> Client:
@@ -251,7 +264,7 @@ class Client(_Base[httpx.Client]):
         self.close()
 
 
-class AsyncClient(_Base[httpx.AsyncClient]):
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """The asynchronous client: every method of :class:`Client`, awaited. Use it as an async
     context manager, or call ``await aclose()``."""
 
@@ -263,6 +276,7 @@ class AsyncClient(_Base[httpx.AsyncClient]):
         return run_async(op, self._http, self._policy, self._progress)
 
     async def aclose(self) -> None:
+        """Close the connections."""
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:

@@ -17,6 +17,7 @@ Row = dict[str, str]
 
 
 def deployment_row(d: dict[str, Any]) -> Row:
+    """A deployment's table columns: ID, STATE, AVAILABLE, MIN-MAX, MODEL, IMAGE, REASON."""
     spec, status = d.get("spec", {}), d.get("status", {})
     model = ":".join(x for x in (status.get("modelName"), status.get("modelVersion")) if x)
     return {
@@ -31,6 +32,7 @@ def deployment_row(d: dict[str, Any]) -> Row:
 
 
 def route_row(r: dict[str, Any]) -> Row:
+    """A route's table columns: ID, DEFAULT, URL PREFIX, TARGETS, MIRROR, STATE, EDGE URL."""
     spec, status = r.get("spec", {}), r.get("status", {})
     targets = ", ".join(f"{t['mdName']}:{t.get('weight', 100)}"
                         for t in spec.get("modelDeployments", []))
@@ -70,6 +72,7 @@ class Resource:
     """A resource as the API returned it."""
 
     row: ClassVar[Callable[[dict[str, Any]], Row]]
+    """The resource's columns in a table (the CLI's ``-o table``)."""
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw
@@ -114,38 +117,47 @@ class Deployment(Resource):
 
     @property
     def state(self) -> str:
+        """``Processing``, ``Ready``, ``Failed`` or ``Deleting``."""
         return self.status.get("state", "")
 
     @property
     def ready(self) -> bool:
+        """Whether the state is ``Ready``."""
         return self.state == "Ready"
 
     @property
     def replicas(self) -> int:
+        """Replicas the deployment has now (``status.replicas``)."""
         return int(self.status.get("replicas", 0))
 
     @property
     def available_replicas(self) -> int:
+        """Replicas that answer (``status.availableReplicas``)."""
         return int(self.status.get("availableReplicas", 0))
 
     @property
     def model_name(self) -> str:
+        """The model's name as its predictor reports it (``status.modelName``)."""
         return self.status.get("modelName", "")
 
     @property
     def model_version(self) -> str:
+        """The model's version (``status.modelVersion``)."""
         return self.status.get("modelVersion", "")
 
     @property
     def image(self) -> str:
+        """Where the model comes from (``spec.image``)."""
         return self.spec.get("image", "")
 
     @property
     def predictor(self) -> str:
+        """``odahu-ml-server`` or ``triton``."""
         return self.spec.get("predictor", "")
 
     @property
     def reason(self) -> str:
+        """Why it is Failed or restarting, else empty."""
         return self.status.get("reason", "")
 
     def describe(self) -> str:
@@ -166,19 +178,23 @@ class Route(Resource):
 
     @property
     def default(self) -> bool:
+        """Whether this is a deployment's default route (``/model/<id>``)."""
         return bool(self.raw.get("default"))
 
     @property
     def url_prefix(self) -> str:
+        """Where the route serves (``spec.urlPrefix``)."""
         return self.spec.get("urlPrefix", "")
 
     @property
     def targets(self) -> dict[str, int]:
+        """Deployment id -> weight, in the route's order."""
         return {t["mdName"]: int(t.get("weight", 100))
                 for t in self.spec.get("modelDeployments", [])}
 
     @property
     def edge_url(self) -> str:
+        """The URL clients call (``status.edgeUrl``)."""
         return self.status.get("edgeUrl", "")
 
     def _summary(self) -> str:
@@ -205,4 +221,5 @@ class Table(list[R], Generic[R]):
         return html_table(self._rows())
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        """The resources as the API returned them (copies)."""
         return [item.to_dict() for item in self]

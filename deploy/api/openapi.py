@@ -55,6 +55,36 @@ def _item(kind: str, tag: str, noun: str, delete_note: str) -> dict[str, Any]:
     }
 
 
+def _records() -> dict[str, Any]:
+    def param(name: str, description: str, **schema: Any) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "description": description,
+                "schema": {"type": "string", **schema}}
+
+    return {"get": {
+        "tags": ["Records"], "summary": "Stored records, as JSON Lines",
+        "description": "What `mlgate records cat` reads from the bucket: request/response "
+                       "records, response bodies or feedback (records still in a spool are "
+                       "not there yet). At most `limit` lines.",
+        "operationId": "getRecords",
+        "parameters": [
+            param("kind", "record kind (default request_response)",
+                  enum=["request_response", "response_body", "feedback"]),
+            param("model", "model name"),
+            param("version", "model version (needs model)"),
+            param("since", "from this UTC date or time on (2026-12-01, 2026-12-01T09:30)"),
+            param("until", "before this UTC date or time"),
+            {"name": "limit", "in": "query", "required": False,
+             "description": "most records (default and most 100000)",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
+        ],
+        "responses": {
+            "200": {"description": "One record per line",
+                    "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+            **{k: ERRORS[k] for k in ("400", "401", "403")},
+            "503": _body(_ref("HTTPResult"), "The record storage cannot be read now"),
+        }}}
+
+
 def _schemas() -> dict[str, Any]:
     string_map = {"type": "object", "additionalProperties": {"type": "string"}}
     resource_list = {"type": "object", "properties": {
@@ -148,7 +178,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "mlgate management API", "version": "v1",
                  "description": "ODAHU v1 compatible API for model deployments and routes. "
                                 "Errors are {\"message\": ...}."},
-        "tags": [{"name": "Deployment"}, {"name": "Route"}],
+        "tags": [{"name": "Deployment"}, {"name": "Route"}, {"name": "Records"}],
         "paths": {
             deployment: _crud("ModelDeployment", "Deployment", "model deployment"),
             deployment + "/{id}": _item(
@@ -163,6 +193,7 @@ def openapi_document() -> dict[str, Any]:
             route: _crud("ModelRoute", "Route", "model route"),
             route + "/{id}": _item("ModelRoute", "Route", "model route",
                                    "Default routes cannot be deleted (403)."),
+            "/api/v1/records": _records(),
         },
         "components": {
             "schemas": _schemas(),

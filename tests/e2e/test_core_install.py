@@ -1,6 +1,7 @@
 """``pip install mlgate`` (the core, no extras) in a fresh virtualenv: the CLI, a sidecar that
-proxies a call, and ``mlgate up`` without deployments all work, and no model library
-(MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client is installed."""
+proxies a call, ``mlgate up`` without deployments and the Python SDK (without DataFrames) all
+work, and no model library (MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client
+is installed."""
 
 from __future__ import annotations
 
@@ -77,9 +78,26 @@ def test_up_without_deployments_runs_the_control_plane(core_venv, tmp_path):
         token = subprocess.run([str(core_venv / "bin/mlgate"), "token", "--data-dir",
                                 str(tmp_path / "d")], capture_output=True, text=True,
                                check=True).stdout.strip()
-        with httpx.Client(base_url=line.split()[3], timeout=30,
+        url = line.split()[3]
+        with httpx.Client(base_url=url, timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as client:
             assert client.get("/api/v1/model/deployment").json() == []
+        listed = subprocess.run([str(core_venv / "bin/mlgate"), "deployment", "get", "-o",
+                                 "table", "--url", url, "--token", token],
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and listed.stdout.strip() == "No resources found.", \
+            listed.stderr
+        sdk = subprocess.run([str(core_venv / "bin/python"), "-c", (
+            "import sys, mlgate\n"
+            "with mlgate.Client(sys.argv[1], sys.argv[2], progress=False) as mg:\n"
+            "    print(len(mg.deployments.list()), len(mg.routes.list()))\n"
+            "    try:\n"
+            "        mg.deployments.get('nope')\n"
+            "    except mlgate.NotFound as exc:\n"
+            "        print(exc.status)\n"
+            "print('pandas' in sys.modules)\n"), url, token],
+            capture_output=True, text=True, timeout=60)
+        assert sdk.stdout.split() == ["0", "0", "404", "False"], sdk.stderr
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
