@@ -1,4 +1,4 @@
-"""The management API (ODAHU v1 REST): deployments, routes, and its Swagger UI.
+"""The management API (ODAHU v1 REST): deployments, routes, inference jobs, and its Swagger UI.
 
 ``add_management_api(app, store, settings)`` adds the routes to the gateway's
 application, so they run behind the same filter chain (errors, Request-ID,
@@ -6,5 +6,6 @@ authentication) as everything else.
 """
 
 from deploy.api.app import API_PREFIX, add_management_api
+from deploy.api.batch_jobs import BatchConfig
 
-__all__ = ["API_PREFIX", "add_management_api"]
+__all__ = ["API_PREFIX", "BatchConfig", "add_management_api"]

@@ -7,7 +7,8 @@ from pathlib import Path
 from aiohttp import web
 
 import gateway
-from deploy.api import deployments, model_routes
+from deploy.api import batch_jobs, deployments, model_routes
+from deploy.api.batch_jobs import BatchConfig
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
 from deploy.api.openapi import openapi_document
 from deploy.control.store import Store
@@ -18,13 +19,18 @@ SWAGGER_PREFIX = "/swagger"
 SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-ui"
 
 
-def add_management_api(app: web.Application, store: Store, edge_url: str | None = None) -> None:
+def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
+                       batch: BatchConfig | None = None) -> None:
+    """``batch``: serve ``/api/v1/batch/job`` too (inference jobs)."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
     deployments.add_routes(app, API_PREFIX)
     model_routes.add_routes(app, API_PREFIX)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
+    if batch is not None:
+        batch_jobs.add_routes(app, API_PREFIX, batch)
+        set_error_format(app, f"{API_PREFIX}/batch/", api_error_body)
     add_error_mapping(app)
     add_swagger_ui(app)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from deploy.control.resource import ValidationError
 from deploy.control.store import Store, StoreError
 from gateway import add_exception_handler, json_response
+from storage import StorageError
 
 STORE = web.AppKey("mlgate_store", Store)
 EDGE_URL = web.AppKey("mlgate_edge_url", str)
@@ -51,3 +52,9 @@ def add_error_mapping(app: web.Application) -> None:
     add_exception_handler(app, ValidationError, lambda exc: (400, str(exc), None))
     add_exception_handler(app, BadBody, lambda exc: (400, str(exc), None))
     add_exception_handler(app, StoreError, lambda exc: (exc.status, str(exc), None))
+    add_exception_handler(app, StorageError, map_storage_error)
+
+
+def map_storage_error(exc: StorageError) -> tuple[int, str, None]:
+    """A bucket a handler had to read (a job's input): 503 while it may come back, else 400."""
+    return (503 if exc.retryable else 400), f"cannot read the bucket: {exc}", None

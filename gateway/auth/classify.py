@@ -98,6 +98,9 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
     rest = _under(path, "/api/v1/model/route")
     if rest is not None:
         return _management(method, rest, "route")
+    rest = _under(path, "/api/v1/batch/job")
+    if rest is not None:
+        return _management(method, rest, "job")
     rest = _under(path, CATALOG_DOCUMENTS)
     if rest and method in READ_METHODS and "/" not in rest[1:]:
         # one deployment's document in the catalog: the same right as /model/<id>/api/model/info

@@ -1,0 +1,148 @@
+"""``/api/v1/batch/job``: create, list, get, delete and resume inference jobs.
+
+A job is refused with 400 before anything runs when its spec is invalid (every problem
+named), when its input prefix holds no object, when its output lies inside its input,
+or when its deployment does not exist. Relative local paths (and a relative ``modelUri``)
+resolve from mlgate's working directory, as deployments' images do; local paths must lie
+under ``batch.local_roots`` (a job must not read or write files the operator did not
+offer) and are refused on the Kubernetes runtime, whose runners run in pods.
+
+The supervisor (:mod:`deploy.local.jobs`, or the Kubernetes runtime's) reacts to the
+store: a new or resumed job is ``Scheduling`` until its runners start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from deploy.api.common import STORE, answer, read_object
+from deploy.batch.locations import Endpoints, open_place, resolve_local
+from deploy.control.images import resolve_image
+from deploy.control.job_plan import parse_location, relative_names
+from deploy.control.jobs import JOB_VALIDATION, InferenceJob, Submitter, parse_job
+from deploy.control.resource import ValidationError
+from deploy.control.store import Store
+from gateway import PRINCIPAL_KEY
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """What the handlers need beyond the store."""
+
+    endpoints: Endpoints
+    local_roots: tuple[Path, ...]
+    """Local inputs and outputs must lie under one of these (resolved) directories."""
+    cluster: bool = False
+    """Runners run in pods (``runtime: kubernetes``): no local paths."""
+
+
+BATCH = web.AppKey("mlgate_batch_config", BatchConfig)
+
+
+def _store(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+def submitter(request: web.Request) -> Submitter:
+    """The caller, whose roles the job's model calls will carry."""
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is None:
+        return Submitter()
+    return Submitter(principal.subject or "", tuple(sorted(principal.roles)))
+
+
+async def parse_request(request: web.Request, config: BatchConfig) -> InferenceJob:
+    """The body as a validated job with its locations resolved, its input listed."""
+    data = await read_object(request)
+    spec = data.get("spec")
+    base = Path.cwd()
+    if isinstance(spec, dict):
+        for name in ("input", "output"):
+            if isinstance(spec.get(name), str) and spec[name]:
+                spec[name] = resolve_local(spec[name], base)
+        if isinstance(spec.get("modelUri"), str) and spec["modelUri"]:
+            spec["modelUri"] = resolve_image(spec["modelUri"], base)
+    store = _store(request)
+    job = parse_job(data, store.has_deployment)
+    errors = [e for name in ("input", "output")
+              if (e := _local_error(name, getattr(job.spec, name), config))]
+    if errors:
+        raise ValidationError(JOB_VALIDATION, errors)
+    await check_input(job, config.endpoints)
+    return job
+
+
+def _local_error(name: str, text: str, config: BatchConfig) -> str | None:
+    location = parse_location(text)
+    if location.scheme != "file":
+        return None
+    if config.cluster:
+        return (f"{name} {text} is a local path, but runners run in pods on the kubernetes "
+                "runtime: use s3:// or gs://")
+    path = Path(location.prefix)
+    if not any(path == root or path.is_relative_to(root) for root in config.local_roots):
+        roots = ", ".join(str(r) for r in config.local_roots)
+        return f"{name} {text} is outside the local directories jobs may use ({roots}; " \
+               "batch.local_roots)"
+    return None
+
+
+async def check_input(job: InferenceJob, endpoints: Endpoints) -> None:
+    """400 when the input prefix names no object (a typo would otherwise "succeed")."""
+    location = parse_location(job.spec.input)
+    place = open_place(location, endpoints)
+    try:
+        names = relative_names(await place.names(location.name_prefix), location.name_prefix)
+    finally:
+        await place.close()
+    if not names:
+        raise ValidationError(JOB_VALIDATION, [
+            f"the input {job.spec.input} holds no object (names starting with '_' or '.' "
+            "are skipped)"])
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    return answer(200, [j.to_dict() for j in _store(request).list_jobs()])
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return answer(200, _store(request).get_job(request.match_info["id"]).to_dict())
+
+
+async def create_job(request: web.Request) -> web.Response:
+    job = await parse_request(request, request.app[BATCH])
+    job.submitter = submitter(request)
+    return answer(201, _store(request).create_job(job).to_dict())
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    job_id = request.match_info["id"]
+    _store(request).delete_job(job_id)
+    return answer(200, {"message": f"Inference job {job_id} was deleted"})
+
+
+async def resume_job(request: web.Request) -> web.Response:
+    """Body (optional): ``{"retryErrors": true}`` re-runs only the rows in ``_errors/``."""
+    retry = False
+    if request.body_exists:
+        data = await read_object(request)
+        retry = data.get("retryErrors", False)
+        if not isinstance(retry, bool):
+            raise ValidationError("Resume of inference job is failed",
+                                  [f"retryErrors must be true or false, got {retry!r}"])
+    job = _store(request).resume_job(request.match_info["id"], retry, submitter(request))
+    return answer(200, job.to_dict())
+
+
+def add_routes(app: web.Application, prefix: str, config: BatchConfig) -> None:
+    app[BATCH] = config
+    base = f"{prefix}/batch/job"
+    app.router.add_get(base, list_jobs)
+    app.router.add_post(base, create_job)
+    app.router.add_get(base + "/{id}", get_job)
+    app.router.add_delete(base + "/{id}", delete_job)
+    app.router.add_post(base + "/{id}/resume", resume_job)
+
