@@ -24,7 +24,7 @@ from deploy.control.images import resolve_image
 from deploy.control.job_plan import parse_location, relative_names
 from deploy.control.jobs import JOB_VALIDATION, InferenceJob, Submitter, parse_job
 from deploy.control.resource import ValidationError
-from deploy.control.store import Store
+from deploy.control.store import NotFound, Store
 from gateway import PRINCIPAL_KEY
 
 
@@ -66,7 +66,14 @@ async def parse_request(request: web.Request, config: BatchConfig) -> InferenceJ
         if isinstance(spec.get("modelUri"), str) and spec["modelUri"]:
             spec["modelUri"] = resolve_image(spec["modelUri"], base)
     store = _store(request)
-    job = parse_job(data, store.has_deployment)
+
+    def predictor(dep_id: str) -> str | None:
+        try:
+            return store.get_deployment(dep_id).spec.predictor
+        except NotFound:
+            return None
+
+    job = parse_job(data, predictor)
     errors = [e for name in ("input", "output")
               if (e := _local_error(name, getattr(job.spec, name), config))]
     if errors:

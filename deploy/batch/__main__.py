@@ -29,7 +29,8 @@ from deploy.batch.locations import Endpoints, open_place
 from deploy.batch.runner import Runner, RunnerConfig
 from deploy.config import ConfigError, Settings, load_settings
 from deploy.control.job_plan import parse_location
-from deploy.control.jobs import InferenceJob, parse_job
+from deploy.control.jobs import JOB_PREDICTORS, InferenceJob, parse_job
+from storage import StorageError
 
 log = logging.getLogger("mlgate.batch")
 EXIT_DONE, EXIT_CRASHED, EXIT_FAILED = 0, 1, 2
@@ -81,7 +82,7 @@ async def run(job: InferenceJob, settings: Settings, gateway: str, shard: int,
                                spec.concurrency, spec.retries,
                                settings.batch.call_timeout) as caller:
             counts = await Runner(config, source_place, target_place, caller, report).run()
-    except JobAbort as exc:
+    except (JobAbort, StorageError) as exc:  # a bucket still failing after the retries
         return End(OUTCOME_FAILED, str(exc))
     finally:
         await source_place.close()
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         doc = orjson.loads(args.job)
-        job = parse_job(doc, lambda _name: True)
+        job = parse_job(doc, lambda _name: JOB_PREDICTORS[0])  # checked by the API
     except (ConfigError, ValueError) as exc:
         print(f"mlgate batch: {exc}", file=sys.stderr)
         return EXIT_CRASHED

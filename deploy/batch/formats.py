@@ -246,6 +246,8 @@ def _csv_value(value: Any) -> Any:
 def read_output(fmt: str, data: bytes) -> tuple[list[str], dict[int, list[Any]]]:
     """An output object written by :func:`write_table`: its columns and rows by row id."""
     table = read_table(fmt, data)
+    if not table.rows and not table.bad:
+        return table.columns, {}  # JSON Lines without a row has no columns either
     if not table.columns or table.columns[0] != ROW:
         raise UnreadableObject(f"not an output object of a job: its first column is not {ROW!r}")
     return table.columns, {int(row[0]): row for row in table.rows}

@@ -8,13 +8,20 @@ records, or from AWS with the standard credential chain.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from deploy.config import Settings
-from deploy.control.job_plan import Location
-from storage import Backend, LocalBackend, make_backend
+from deploy.control.job_plan import Location, backoff_delay
+from storage import Backend, LocalBackend, ObjectNotFound, StorageError, make_backend
+
+log = logging.getLogger("mlgate.batch")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,28 +43,50 @@ class Endpoints:
 
 
 class Place:
-    """Objects under one folder: ``names`` relative to it, read and written by name."""
+    """Objects under one folder: ``names`` relative to it, read and written by name.
 
-    def __init__(self, backend: Backend, base: str, description: str) -> None:
+    A retryable bucket failure is retried with backoff (``attempts`` in all); what still
+    fails, or cannot succeed, leaves as the backend's ``StorageError`` (``ObjectNotFound``
+    for a missing object, at once).
+    """
+
+    def __init__(self, backend: Backend, base: str, description: str, attempts: int = 6,
+                 backoff: float = 0.5) -> None:
         self.backend = backend
         self.base = base
         self.description = description
+        self.attempts = attempts
+        self.backoff = backoff
 
     async def names(self, prefix: str = "") -> list[str]:
-        keys = await self.backend.list(self.base + prefix)
+        keys = await self._retried(lambda: self.backend.list(self.base + prefix))
         return [key[len(self.base):] for key in keys]
 
     async def read(self, name: str) -> bytes:
-        return await self.backend.get(self.base + name)
+        return await self._retried(lambda: self.backend.get(self.base + name))
 
     async def write(self, name: str, data: bytes) -> None:
-        await self.backend.put(self.base + name, data)
+        await self._retried(lambda: self.backend.put(self.base + name, data))
 
     async def delete(self, name: str) -> None:
-        await self.backend.delete(self.base + name)
+        await self._retried(lambda: self.backend.delete(self.base + name))
 
     async def close(self) -> None:
         await self.backend.close()
+
+    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except ObjectNotFound:
+                raise
+            except StorageError as exc:
+                if not exc.retryable or attempt >= self.attempts:
+                    raise
+                log.warning("%s: %s; retrying", self.description, exc)
+                await asyncio.sleep(backoff_delay(attempt, self.backoff))
+                attempt += 1
 
 
 def resolve_local(text: str, base_dir: Path) -> str:

@@ -41,11 +41,11 @@ from deploy.batch.formats import (
     write_table,
 )
 from deploy.batch.locations import Place
+from deploy.batch.tally import committed_counts, listed_errors, output_rows
 from deploy.control.job_plan import (
     MODE_RETRY,
     Counts,
     ObjectTask,
-    backoff_delay,
     batches,
     errors_name,
     merge_rows,
@@ -58,7 +58,6 @@ from deploy.control.job_plan import (
 from storage import ObjectNotFound, StorageError
 
 log = logging.getLogger("mlgate.batch")
-STORAGE_ATTEMPTS = 6
 COUNT_CONCURRENCY = 8
 
 
@@ -103,6 +102,7 @@ class Runner:
         """Rows this run predicted (a counter: rows redone after a crash count again)."""
         self.refused = 0
         self._cache: dict[str, bytes] = {}
+        self._cached = 0
         self._started = time.monotonic()
         self._last_report = 0.0
 
@@ -117,7 +117,8 @@ class Runner:
         plan = plan_objects(names, present, errors, c.shard, c.shards, c.retry_errors)
         counts = Counts(objects_total=len(plan.todo) + len(plan.done))
         for name in plan.done:
-            counts += await self._committed_counts(name, name in errors)
+            counts += await self._storage(
+                committed_counts(self.target, c.format, name, name in errors), "read", name)
         self.counts = counts
         self._emit(force=True)
         counting = asyncio.Semaphore(COUNT_CONCURRENCY)
@@ -162,51 +163,26 @@ class Runner:
 
     # -- planning ---------------------------------------------------------------------------------
 
-    async def _committed_counts(self, name: str, has_errors: bool) -> Counts:
-        """A done object's rows, read back from its output and errors objects."""
-        rows = await self._output_rows(name)
-        listed = await self._listed_errors(name) if has_errors else []
-        return Counts(objects_done=1, rows_total=len(rows) + len(listed), rows_done=len(rows),
-                      rows_failed=len(listed))
-
-    async def _output_rows(self, name: str) -> dict[int, list[Any]]:
-        try:
-            return read_output(self.config.format, await self._read_target(name))[1]
-        except (UnreadableObject, ObjectNotFound):
-            return {}
-
     async def _count(self, task: ObjectTask) -> bool:
         """Add the task's rows to the totals; False when there is nothing to predict."""
         if task.mode == MODE_RETRY:
-            listed = await self._listed_errors(task.name)
+            listed = await self._storage(listed_errors(self.target, task.name), "read",
+                                         task.name)
             rows = [e for e in listed if e.get("row") is not None]
-            done = await self._output_rows(task.name)
+            done = await self._storage(output_rows(self.target, self.config.format, task.name),
+                                       "read", task.name)
             self._add(objects_done=1, rows_total=len(done) + len(rows), rows_done=len(done),
                       rows_failed=len(rows))
             return bool(rows)
-        data = await self._read_source(task.name)
-        if len(data) <= self.config.read_ahead_bytes - sum(map(len, self._cache.values())):
+        data = await self._storage(self.source.read(task.name), "read", task.name)
+        if self._cached + len(data) <= self.config.read_ahead_bytes:
             self._cache[task.name] = data
+            self._cached += len(data)
         try:
             self._add(rows_total=count_rows(self.config.format, data))
         except UnreadableObject:
             pass  # reported when the object is read for prediction
         return True
-
-    async def _listed_errors(self, name: str) -> list[dict[str, Any]]:
-        try:
-            data = await self._read_target(errors_name(name))
-        except ObjectNotFound:
-            return []
-        return [orjson.loads(line) for line in data.splitlines() if line.strip()]
-
-    async def _read_source(self, name: str) -> bytes:
-        return await self._retry_storage(lambda: self.source.read(name), name, "read",
-                                         self.source)
-
-    async def _read_target(self, name: str) -> bytes:
-        return await self._retry_storage(lambda: self.target.read(name), name, "read",
-                                         self.target)
 
     # -- one object ---------------------------------------------------------------------------
 
@@ -225,15 +201,18 @@ class Runner:
 
     async def _read(self, task: ObjectTask) -> _Work | None:
         data = self._cache.pop(task.name, None)
-        if data is None:
-            data = await self._read_source(task.name)
+        if data is not None:
+            self._cached -= len(data)
+        else:
+            data = await self._storage(self.source.read(task.name), "read", task.name)
         try:
             table = read_table(self.config.format, data)
         except UnreadableObject as exc:
             await self._unreadable(task, str(exc), data)
             return None
         if task.mode == MODE_RETRY:
-            listed = {e["row"] for e in await self._listed_errors(task.name)
+            listed = {e["row"] for e in await self._storage(
+                listed_errors(self.target, task.name), "read", task.name)
                       if e.get("row") is not None}
             wanted = [i for i, p in enumerate(table.positions) if p in listed]
             work = _Work(task, table, wanted)
@@ -294,7 +273,8 @@ class Runner:
         columns = [*OUTPUT_LEAD, *(work.columns or [])]
         if work.task.mode == MODE_RETRY:
             try:
-                old_columns, existing = read_output(fmt, await self._read_target(name))
+                old_columns, existing = read_output(fmt, await self._storage(
+                    self.target.read(name), "read", name))
             except (UnreadableObject, ObjectNotFound):
                 old_columns, existing = columns, {}
             if work.columns is None:
@@ -317,28 +297,20 @@ class Runner:
             await self._write(errors_name(name),
                               b"".join(orjson.dumps(e, default=str) + b"\n" for e in errors))
         else:
-            await self._retry_storage(lambda: self.target.delete(errors_name(name)),
-                                      errors_name(name), "delete", self.target)
+            await self._storage(self.target.delete(errors_name(name)), "delete",
+                                errors_name(name))
 
     async def _write(self, name: str, data: bytes) -> None:
-        await self._retry_storage(lambda: self.target.write(name, data), name, "write",
-                                  self.target)
+        await self._storage(self.target.write(name, data), "write", name)
 
-    async def _retry_storage(self, operation: Callable[[], Awaitable[Any]], name: str,
-                             verb: str, place: Place) -> Any:
-        """A bucket call, retried with backoff while the failure is retryable; a missing
-        object is the caller's to handle; anything else stops the job."""
-        for attempt in range(1, STORAGE_ATTEMPTS + 1):
-            try:
-                return await operation()
-            except ObjectNotFound:
-                raise
-            except StorageError as exc:
-                if not exc.retryable or attempt == STORAGE_ATTEMPTS:
-                    raise JobAbort(f"cannot {verb} {name} in {place.description}: "
-                                   f"{exc}") from exc
-                await asyncio.sleep(backoff_delay(attempt))
-        raise AssertionError("unreachable")
+    async def _storage(self, call: Awaitable[Any], verb: str, name: str) -> Any:
+        """A bucket call that must succeed (the place already retried what may pass)."""
+        try:
+            return await call
+        except ObjectNotFound:
+            raise
+        except StorageError as exc:
+            raise JobAbort(f"cannot {verb} {name}: {exc}") from exc
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

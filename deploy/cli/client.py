@@ -78,6 +78,24 @@ class Client:
     def default_route(self, deployment_id: str) -> dict[str, Any]:
         return self._json("GET", f"{API}/model/deployment/{deployment_id}/default-route")
 
+    # -- inference jobs (/api/v1/batch/job) --------------------------------------------------------
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._json("GET", f"{API}/batch/job")
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._json("GET", f"{API}/batch/job/{job_id}")
+
+    def create_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", f"{API}/batch/job", json=job)
+
+    def delete_job(self, job_id: str) -> str:
+        return self._json("DELETE", f"{API}/batch/job/{job_id}").get("message", "")
+
+    def resume_job(self, job_id: str, retry_errors: bool = False) -> dict[str, Any]:
+        return self._json("POST", f"{API}/batch/job/{job_id}/resume",
+                          json={"retryErrors": retry_errors})
+
     # -- models -----------------------------------------------------------------------------------
 
     def model_url(self, deployment: str | None = None, route: str | None = None) -> str:

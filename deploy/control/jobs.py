@@ -28,11 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.control.deployments import PREDICTORS
 from deploy.control.job_plan import location_errors, overlap_error
 from deploy.control.resource import ValidationError, parse_header
 
 JOB_VALIDATION = "Validation of inference job is failed"
+JOB_PREDICTORS = ("odahu-ml-server",)
+"""Predictors serving ``/api/model/invoke`` (ODAHU's body), which the runners call."""
 FORMATS = ("jsonl", "csv", "parquet", "odahu-json")
 SPEC_FIELDS = ("deployment", "modelUri", "predictor", "replicas", "input", "output", "format",
                "batchSize", "concurrency", "retries", "parallelism", "maxErrorRate")
@@ -181,8 +182,11 @@ def own_deployment_id(job_id: str) -> str:
     return job_id[:63 - len(OWN_DEPLOYMENT_SUFFIX)] + OWN_DEPLOYMENT_SUFFIX
 
 
-def parse_job(data: Any, deployment_exists: Callable[[str], bool]) -> InferenceJob:
-    """Validate and default an InferenceJob mapping; ``ValidationError`` lists every problem."""
+def parse_job(data: Any, deployment_predictor: Callable[[str], str | None]) -> InferenceJob:
+    """Validate and default an InferenceJob mapping; ``ValidationError`` lists every problem.
+
+    ``deployment_predictor(id)``: the predictor of that deployment, None when there is none.
+    """
     header = parse_header(data, "InferenceJob", "inference job", "input, output and deployment")
     errors = header.errors
     raw = header.spec
@@ -197,8 +201,13 @@ def parse_job(data: Any, deployment_exists: Callable[[str], bool]) -> InferenceJ
     elif deployment:
         if not isinstance(deployment, str):
             errors.append(f"deployment must be a model deployment id, got {deployment!r}")
-        elif not deployment_exists(deployment):
-            errors.append(f'deployment: entity "{deployment}" is not found')
+        else:
+            found = deployment_predictor(deployment)
+            if found is None:
+                errors.append(f'deployment: entity "{deployment}" is not found')
+            elif found not in JOB_PREDICTORS:
+                errors.append(f"deployment {deployment} uses the {found} predictor; jobs call "
+                              f"/api/model/invoke, which {', '.join(JOB_PREDICTORS)} serves")
         for name in ("predictor", "replicas"):
             if raw.get(name) is not None:
                 errors.append(f"{name} goes with modelUri, not with deployment")
@@ -208,9 +217,9 @@ def parse_job(data: Any, deployment_exists: Callable[[str], bool]) -> InferenceJ
     else:
         errors.append("name the model: deployment (an existing model deployment) or modelUri")
     predictor = raw.get("predictor") or "odahu-ml-server"
-    if predictor not in PREDICTORS:
-        errors.append(f"predictor {predictor!r} is not supported; use one of "
-                      f"{', '.join(PREDICTORS)}")
+    if predictor not in JOB_PREDICTORS:
+        errors.append(f"predictor {predictor!r} is not supported for jobs; use "
+                      f"{', '.join(JOB_PREDICTORS)} (jobs call /api/model/invoke)")
     fmt = raw.get("format", DEFAULT_FORMAT)
     if fmt not in FORMATS:
         errors.append(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
@@ -256,7 +265,7 @@ def job_from_stored(job_id: str, spec: dict[str, Any], status: dict[str, Any],
                     created_at: str, updated_at: str, submitter: dict[str, Any] | None,
                     retry_errors: bool) -> InferenceJob:
     """Rebuild a stored job (validated when it was written; its deployment may be gone since)."""
-    job = parse_job({"id": job_id, "spec": spec}, lambda _name: True)
+    job = parse_job({"id": job_id, "spec": spec}, lambda _name: JOB_PREDICTORS[0])
     job.status = InferenceJobStatus.from_dict(status)
     job.created_at, job.updated_at = created_at, updated_at
     job.submitter = Submitter.from_dict(submitter)

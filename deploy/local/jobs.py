@@ -37,9 +37,13 @@ import orjson
 
 from deploy.batch.events import OUTCOME_FAILED, End, Report, decode
 from deploy.batch.metrics import JobMetrics
-from deploy.config import ConfigError, Settings
-from deploy.control.deployments import STATE_FAILED as DEPLOYMENT_FAILED
-from deploy.control.deployments import STATE_READY, parse_deployment
+from deploy.batch.scheduling import (
+    RunFailed,
+    delete_own_deployment,
+    deployment_ready,
+    runner_token,
+)
+from deploy.config import Settings
 from deploy.control.job_plan import Counts, final_state
 from deploy.control.jobs import (
     ACTIVE_STATES,
@@ -49,19 +53,12 @@ from deploy.control.jobs import (
     InferenceJobStatus,
 )
 from deploy.control.resource import utcnow
-from deploy.control.store import NotFound, Store
-from deploy.keys import mint_token
+from deploy.control.store import Store
 from deploy.local.process import die_with_parent
 
 log = logging.getLogger("mlgate.jobs")
-POLL = 0.5
 RESTART_BACKOFF = 1.0
 STOP_TIMEOUT = 10.0
-JOB_ANNOTATION = "batch.mlgate.io/job"
-
-
-class RunFailed(Exception):
-    """The run cannot go on; the message is the job's reason."""
 
 
 @dataclass(eq=False)
@@ -152,7 +149,9 @@ class JobSupervisor:
         status = job.status
         try:
             status.deployment = job.deployment_id
-            await self._deployment_ready(run)
+            await deployment_ready(self.store, job,
+                                   self.settings.local.replica_start_timeout + 60,
+                                   lambda reason: self._waiting(run, reason))
             env = self._token_env(job)
             status.state, status.reason = STATE_RUNNING, ""
             status.runs += 1
@@ -182,9 +181,12 @@ class JobSupervisor:
             if self._runs.get(job.id) is run:
                 del self._runs[job.id]
                 self._wake.set()
-            if job.spec.model_uri and (job.status.state not in ACTIVE_STATES
-                                       or not self._job_exists(job.id)):
-                self._delete_own_deployment(job)
+            if job.status.state not in ACTIVE_STATES or not self._job_exists(job.id):
+                delete_own_deployment(self.store, job)
+
+    def _waiting(self, run: _Run, reason: str) -> None:
+        run.job.status.reason = reason
+        self._write(run, force=True)
 
     def _finish(self, run: _Run, state: str, reason: str) -> None:
         status = run.job.status
@@ -199,59 +201,12 @@ class JobSupervisor:
     def _job_exists(self, job_id: str) -> bool:
         return self.store.job_generation(job_id) is not None
 
-    async def _deployment_ready(self, run: _Run) -> None:
-        job = run.job
-        dep_id = job.deployment_id
-        if job.spec.model_uri:
-            dep = parse_deployment({"id": dep_id, "spec": {
-                "image": job.spec.model_uri, "predictor": job.spec.predictor,
-                "minReplicas": job.spec.replicas, "maxReplicas": job.spec.replicas,
-                "annotations": {JOB_ANNOTATION: job.id}}})
-            _, what = self.store.apply_deployment(dep)
-            log.info("inference job %s: its deployment %s %s", job.id, dep_id, what)
-            job.status.reason = f"waiting for deployment {dep_id} to be Ready"
-            self._write(run, force=True)
-            deadline = time.monotonic() + self.settings.local.replica_start_timeout + 60
-            while True:
-                try:
-                    dep = self.store.get_deployment(dep_id)
-                except NotFound:
-                    raise RunFailed(f"deployment {dep_id} was deleted") from None
-                if dep.status.state == STATE_READY:
-                    return
-                if dep.status.state == DEPLOYMENT_FAILED:
-                    raise RunFailed(f"deployment {dep_id} failed: {dep.status.reason}")
-                if time.monotonic() > deadline:
-                    raise RunFailed(f"deployment {dep_id} is not Ready after "
-                                    f"{deadline:.0f}s: {dep.status.reason}")
-                await asyncio.sleep(POLL)
-        if not self.store.has_deployment(dep_id):
-            raise RunFailed(f'deployment: entity "{dep_id}" is not found')
-
-    def _delete_own_deployment(self, job: InferenceJob) -> None:
-        dep_id = job.deployment_id
-        with contextlib.suppress(NotFound):
-            dep = self.store.get_deployment(dep_id)
-            if dep.spec.annotations.get(JOB_ANNOTATION) == job.id:
-                self.store.mark_deleting(dep_id)
-                log.info("inference job %s: deleting its deployment %s", job.id, dep_id)
-
     def _token_env(self, job: InferenceJob) -> dict[str, str]:
-        """How the runners authenticate to the gateway: a token file, or a token mlgate
-        signs now with the submitter's roles; nothing when authentication is off."""
-        auth = self.settings.auth
-        if not auth.enabled:
-            return {}
-        if self.settings.batch.token_file:
+        """How the runners authenticate to the gateway (never on their command line)."""
+        if self.settings.auth.enabled and self.settings.batch.token_file:
             return {"MLGATE_TOKEN_FILE": self.settings.batch.token_file}
-        try:
-            token = mint_token(auth, self.settings.data_path, roles=job.submitter.roles,
-                               subject=job.submitter.subject or f"job:{job.id}",
-                               ttl=self.settings.batch.token_ttl)
-        except ConfigError as exc:
-            raise RunFailed(f"no token for the job's calls: {exc}; set batch.token_file to a "
-                            "file holding one") from exc
-        return {"MLGATE_TOKEN": token}
+        token = runner_token(self.settings, job)
+        return {"MLGATE_TOKEN": token} if token else {}
 
     # -- runner processes -------------------------------------------------------------------------
 

@@ -1,0 +1,176 @@
+"""``mlgate job run|get|delete|resume``: inference jobs through the API.
+
+``run -f job.yaml`` creates the job (relative local paths and a relative ``modelUri``
+resolve from the manifest's directory); ``--wait`` follows it to its end with a progress
+bar (plain lines when stdout is not a terminal) and exits 0 when it ``Succeeded`` or
+``SucceededWithErrors`` (the errors are listed under ``_errors/`` in the output and
+named on stderr), 1 when it ``Failed`` or ``--timeout`` passed.
+``resume ID [--retry-errors]`` runs a job that ended again: it skips every object whose
+output exists; ``--retry-errors`` re-runs only the rows listed in ``_errors/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy.batch.locations import resolve_local
+from deploy.cli.client import ApiError, Client
+from deploy.cli.job_progress import figures, make_view
+from deploy.cli.output import OutputError, check_format, render
+from deploy.cli.resources import connection_options, run
+from deploy.control.images import resolve_image
+from deploy.control.jobs import STATE_FAILED, TERMINAL_STATES
+from deploy.control.manifest import ManifestError, load_documents
+
+KIND = "InferenceJob"
+POLL_INTERVAL = 0.5
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    conn = connection_options()
+    group = sub.add_parser("job", help="run and follow inference jobs (a model over a bucket "
+                                       "prefix)")
+    cmds = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = cmds.add_parser("run", parents=[conn], help="create an inference job from a file")
+    p.add_argument("-f", "--file", required=True, help="YAML or JSON InferenceJob manifest")
+    p.add_argument("--id", help="override the id in the file")
+    _wait_options(p)
+    p.set_defaults(func=cmd_run)
+    p = cmds.add_parser("get", parents=[conn], help="show one or all inference jobs")
+    p.add_argument("id", nargs="?", help="the job id (default: all)")
+    p.add_argument("-o", "--output-format", dest="output", default="yaml", type=_format,
+                   help="json | yaml | table | jsonpath=EXPR (default yaml)")
+    p.set_defaults(func=cmd_get)
+    p = cmds.add_parser("delete", parents=[conn],
+                        help="delete an inference job (stops it; its outputs stay)")
+    p.add_argument("id", help="the job id")
+    p.add_argument("--ignore-not-found", action="store_true", help="exit 0 if it does not exist")
+    p.set_defaults(func=cmd_delete)
+    p = cmds.add_parser("resume", parents=[conn],
+                        help="run an ended job again, skipping what is done")
+    p.add_argument("id", help="the job id")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="re-run only the rows listed in _errors/")
+    _wait_options(p)
+    p.set_defaults(func=cmd_resume)
+
+
+def _format(value: str) -> str:
+    try:
+        return check_format(value)
+    except OutputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _wait_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true",
+                   help="follow the job to its end with a progress bar")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds to wait with --wait (default: no limit)")
+
+
+def manifest(path: str, override_id: str | None = None) -> dict[str, Any]:
+    """The file's one InferenceJob, local paths resolved from the file's directory."""
+    docs = [d for d in load_documents(path) if d.get("kind", KIND) == KIND]
+    if len(docs) != 1:
+        raise ManifestError(f"{path} must hold exactly one {KIND} document, found {len(docs)}")
+    doc = docs[0]
+    if override_id:
+        doc["id"] = override_id
+    base = Path(path).resolve().parent
+    spec = doc.get("spec")
+    if isinstance(spec, dict):
+        for name in ("input", "output"):
+            if isinstance(spec.get(name), str) and spec[name]:
+                spec[name] = resolve_local(spec[name], base)
+        if isinstance(spec.get("modelUri"), str) and spec["modelUri"]:
+            spec["modelUri"] = resolve_image(spec["modelUri"], base)
+    return doc
+
+
+def job_row(job: dict[str, Any]) -> dict[str, str]:
+    spec, f = job.get("spec", {}), figures(job)
+    return {"ID": job.get("id", ""), "STATE": f["state"],
+            "ROWS": f"{f['done']}/{f['total']}", "ERRORS": str(f["errors"]),
+            "ROWS/S": f"{f['rate']:,.0f}", "DEPLOYMENT": job.get("status", {}).get(
+                "deployment") or spec.get("deployment") or spec.get("modelUri", ""),
+            "OUTPUT": spec.get("output", ""), "REASON": f["reason"]}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        job = client.create_job(manifest(args.file, args.id))
+        print(f"Inference job {job['id']} created", flush=True)
+        return follow(client, job["id"], args.timeout) if args.wait else 0
+
+    return run(args, body)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        jobs = [client.job(args.id)] if args.id else client.jobs()
+        print(render(jobs, args.output, job_row))
+        return 0
+
+    return run(args, body)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        try:
+            print(client.delete_job(args.id))
+        except ApiError as exc:
+            if exc.status == 404 and args.ignore_not_found:
+                print(f"Inference job {args.id} not found; nothing to delete")
+                return 0
+            raise
+        return 0
+
+    return run(args, body)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    def body(client: Client) -> int:
+        job = client.resume_job(args.id, args.retry_errors)
+        what = "the rows in _errors/ of " if args.retry_errors else ""
+        print(f"Inference job {job['id']}: running {what}it again", flush=True)
+        return follow(client, job["id"], args.timeout) if args.wait else 0
+
+    return run(args, body)
+
+
+def follow(client: Client, job_id: str, timeout: float | None) -> int:
+    """Show the job's progress until it ends; the exit status for its end."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    view = make_view(job_id, sys.stdout)
+    try:
+        while True:
+            job = client.job(job_id)
+            view.show(job)
+            state = job.get("status", {}).get("state")
+            if state in TERMINAL_STATES:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                view.close()
+                print(f"mlgate: inference job {job_id} has not ended after {timeout:g}s "
+                      f"(state {state})", file=sys.stderr)
+                return 1
+            time.sleep(POLL_INTERVAL)
+    finally:
+        view.close()
+    return summary(job)
+
+
+def summary(job: dict[str, Any]) -> int:
+    status, spec = job.get("status", {}), job.get("spec", {})
+    state, reason = status.get("state"), status.get("reason", "")
+    print(f"Inference job {job['id']} {state}: {status.get('rowsDone', 0)} rows predicted, "
+          f"{status.get('rowsFailed', 0)} failed, {status.get('objectsDone', 0)} of "
+          f"{status.get('objectsTotal', 0)} objects written to {spec.get('output', '')}")
+    if reason:
+        print(f"mlgate: {reason}", file=sys.stderr)
+    return 1 if state == STATE_FAILED else 0

@@ -1,0 +1,62 @@
+"""Objects to rows and back, per format: good rows, refused rows, unreadable objects."""
+
+import pytest
+
+from deploy.batch.formats import (
+    UnreadableObject,
+    count_rows,
+    read_output,
+    read_table,
+    write_table,
+)
+
+FORMATS = ("jsonl", "csv", "parquet", "odahu-json")
+
+
+def test_csv_values_become_what_a_json_client_sends():
+    data = b'"a","b","c"\n7,0.27,x\n"",1e3,nan\n1,2\n'
+    table = read_table("csv", data)
+    assert table.columns == ["a", "b", "c"]
+    assert table.rows == [[7, 0.27, "x"], [None, 1000.0, "nan"]]
+    assert table.positions == [0, 1]
+    assert [(b.position, b.reason) for b in table.bad] == [(2, "2 fields, the header has 3")]
+    assert count_rows("csv", data) == 3
+
+
+def test_jsonl_columns_are_the_union_in_order_and_bad_lines_keep_their_position():
+    data = b'{"a": 1, "b": 2}\n\n[1, 2]\n{"b": 3, "c": 4}\nnot json\n'
+    table = read_table("jsonl", data)
+    assert table.columns == ["a", "b", "c"]
+    assert table.rows == [[1, 2, None], [None, 3, 4]]
+    assert table.positions == [0, 2]
+    assert [b.position for b in table.bad] == [1, 3]
+    assert count_rows("jsonl", data) == 4
+
+
+def test_odahu_json_is_the_invoke_body():
+    table = read_table("odahu-json", b'{"columns": ["a", "b"], "data": [[1, 2], [3], [4, 5]]}')
+    assert table.rows == [[1, 2], [4, 5]] and table.positions == [0, 2]
+    assert table.bad[0].position == 1
+
+
+@pytest.mark.parametrize(("fmt", "data"), [
+    ("csv", b"\xff\xfe garbage"), ("csv", b""), ("jsonl", b"\xff\n"),
+    ("odahu-json", b"[1, 2]"), ("odahu-json", b"{"), ("parquet", b"PAR1 not parquet")])
+def test_unreadable_objects(fmt, data):
+    with pytest.raises(UnreadableObject):
+        read_table(fmt, data)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_outputs_round_trip_by_row_id(fmt):
+    columns = ["row", "request_id", "quality"]
+    rows = [[0, "j-a.csv-0", 5.721928325990948], [2, "j-a.csv-0", 6.0]]
+    data = write_table(fmt, columns, rows)
+    assert read_output(fmt, data) == (columns, {0: rows[0], 2: rows[1]})
+    assert count_rows(fmt, data) == 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_output_with_no_row_is_still_an_object(fmt):
+    data = write_table(fmt, ["row", "request_id"], [])
+    assert read_output(fmt, data)[1] == {}
