@@ -16,6 +16,7 @@ import feedback
 from deploy.api import BatchConfig, add_management_api
 from deploy.batch.locations import Endpoints
 from deploy.batch.metrics import JobMetrics
+from deploy.batch.scheduling import JobRuntime
 from deploy.config import Settings
 from deploy.control.reconciler import Reconciler
 from deploy.control.runtime import Runtime
@@ -130,8 +131,13 @@ def build_batch_config(settings: Settings) -> BatchConfig:
 
 
 def build_job_supervisor(settings: Settings, store: Store, host: str, port: int,
-                         config_file: str | None = None) -> JobSupervisor:
-    """What runs inference jobs: runner processes on this machine, calling this gateway."""
+                         config_file: str | None = None) -> JobRuntime:
+    """What runs inference jobs: runner processes on this machine calling this gateway, or
+    (``runtime: kubernetes``) Indexed Jobs in the cluster."""
+    if settings.runtime == "kubernetes":
+        from deploy.k8s.jobs import KubernetesJobs  # lightkube: the [k8s] extra
+
+        return KubernetesJobs(store, settings, JobMetrics())
     loopback = host in ("", "0.0.0.0", "::") or host.startswith("::ffff:")
     address = "127.0.0.1" if loopback else (f"[{host}]" if ":" in host else host)
     return JobSupervisor(store, settings, f"http://{address}:{port}", JobMetrics(),

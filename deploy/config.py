@@ -249,7 +249,8 @@ class BatchSettings:
     call_timeout: float = 300.0
     """Seconds for one model call through the gateway."""
     gateway_url: str | None = None
-    """Where runners call the model; None: this mlgate's own port on 127.0.0.1."""
+    """Where runners call the model; None: this mlgate's own port on 127.0.0.1 (local
+    runtime), ``http://mlgate.mlgate.svc`` (kubernetes: the kustomize base's Service)."""
     token_ttl: float = 604800.0
     """Lifetime of the token mlgate signs for a run's calls (the submitter's roles)."""
     token_file: str | None = None
@@ -265,6 +266,9 @@ class BatchSettings:
     ``mlgate up`` was started in."""
     image: str = "mlgate:0.1.0"
     """``runtime: kubernetes``: the image the Job's pods run (``python -m deploy.batch``)."""
+    service_account: str | None = None
+    """``runtime: kubernetes``: the pods' service account (bucket credentials: IRSA,
+    workload identity); None: the namespace's default."""
 
     def __post_init__(self) -> None:
         for name in ("timeout", "call_timeout", "token_ttl", "progress_interval"):

@@ -15,7 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
+from deploy.batch.metrics import JobMetrics
 from deploy.config import ConfigError, Settings
 from deploy.control.deployments import STATE_FAILED, STATE_READY, parse_deployment
 from deploy.control.jobs import InferenceJob
@@ -25,6 +27,16 @@ from deploy.keys import mint_token
 log = logging.getLogger("mlgate.jobs")
 JOB_ANNOTATION = "batch.mlgate.io/job"
 POLL = 0.5
+
+
+class JobRuntime(Protocol):
+    """What runs inference jobs: follows the store from ``start`` to ``close``."""
+
+    metrics: JobMetrics
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class RunFailed(Exception):

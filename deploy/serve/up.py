@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from deploy.batch.scheduling import JobRuntime
 from deploy.compose import (
     build_app,
     build_auth_config,
@@ -39,7 +40,6 @@ from deploy.control.deployments import ModelDeployment
 from deploy.control.monitoring import control_plane_view
 from deploy.control.runtime import RuntimeProblem
 from deploy.control.store import Store
-from deploy.local.jobs import JobSupervisor
 from deploy.serve.workers import (
     WorkerPool,
     WorkerStartError,
@@ -94,7 +94,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     runner: web.AppRunner | None = None
     app: web.Application | None = None
     reconciling: asyncio.Task[None] | None = None
-    jobs: JobSupervisor | None = None
+    jobs: JobRuntime | None = None
     workers: WorkerPool | None = None
     orphans: asyncio.Task[None] | None = None
     code = 0

@@ -1,6 +1,7 @@
 """``pip install mlgate`` (the core, no extras) in a fresh virtualenv: the CLI, a sidecar that
 proxies a call, and ``mlgate up`` without deployments all work, and no model library
-(MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client is installed."""
+(MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client nor pyarrow (the
+``parquet`` extra) is installed."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_core_has_no_model_library(core_venv):
-    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube"):
+    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube", "pyarrow"):
         done = subprocess.run([str(core_venv / "bin/python"), "-c", f"import {module}"],
                               capture_output=True, text=True)
         assert done.returncode != 0 and "No module named" in done.stderr, module
@@ -80,6 +81,7 @@ def test_up_without_deployments_runs_the_control_plane(core_venv, tmp_path):
         with httpx.Client(base_url=line.split()[3], timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as client:
             assert client.get("/api/v1/model/deployment").json() == []
+            assert client.get("/api/v1/batch/job").json() == []
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
