@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +48,17 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class Predicted:
-    index: int
-    values: tuple[Any, ...]
+    """The answer of one call: rows ``start`` to ``start + len(columns[0])`` of the rows
+    given, each output column's values in row order."""
+
+    start: int
     request_id: str
+    columns: list[list[Any]]
+
+    def rows(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """``(index, values)`` of each row."""
+        return zip(range(self.start, self.start + len(self.columns[0])),
+                   zip(*self.columns, strict=True), strict=True)
 
 
 @dataclass
@@ -59,6 +67,10 @@ class CallResult:
     errors: list[RowError]
     columns: list[str] | None
     calls: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(len(p.columns[0]) for p in self.predicted)
 
 
 class ModelCaller:
@@ -90,17 +102,17 @@ class ModelCaller:
             await self._session.close()
 
     async def predict(self, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                      request_ids: Sequence[str]) -> CallResult:
-        """Predict ``rows``; ``request_ids[i]`` is the Request-ID of a call starting at row i."""
+                      request_id: Callable[[int], str]) -> CallResult:
+        """Predict ``rows``; ``request_id(i)`` is the Request-ID of a call starting at row i."""
         result = CallResult([], [], None)
-        await self._predict(list(columns), rows, 0, request_ids, result)
-        result.predicted.sort(key=lambda p: p.index)
+        await self._predict(list(columns), rows, 0, request_id, result)
+        result.predicted.sort(key=lambda p: p.start)
         result.errors.sort(key=lambda e: e.index)
         return result
 
     async def _predict(self, columns: list[str], rows: Sequence[Sequence[Any]], offset: int,
-                       request_ids: Sequence[str], result: CallResult) -> None:
-        rid = request_ids[offset]
+                       request_id: Callable[[int], str], result: CallResult) -> None:
+        rid = request_id(offset)
         status, body = await self._send(columns, rows, rid)
         result.calls += 1
         outcome = call_outcome(status)
@@ -112,8 +124,7 @@ class ModelCaller:
             else:
                 names, values = answer
                 result.columns = result.columns or names
-                result.predicted.extend(Predicted(offset + i, v, rid)
-                                        for i, v in enumerate(values))
+                result.predicted.append(Predicted(offset, rid, values))
                 return
         if outcome == "fatal":
             raise JobAbort(f"the gateway refused the job's call {rid}: HTTP {status}: "
@@ -123,8 +134,8 @@ class ModelCaller:
             return
         half = len(rows) // 2
         await asyncio.gather(
-            self._predict(columns, rows[:half], offset, request_ids, result),
-            self._predict(columns, rows[half:], offset + half, request_ids, result))
+            self._predict(columns, rows[:half], offset, request_id, result),
+            self._predict(columns, rows[half:], offset + half, request_id, result))
 
     async def _send(self, columns: list[str], rows: Sequence[Sequence[Any]],
                     request_id: str) -> tuple[int, bytes]:
@@ -155,9 +166,9 @@ class ModelCaller:
             await asyncio.sleep(delay)
 
 
-def _answer(body: bytes, rows: int) -> tuple[list[str], list[tuple[Any, ...]]] | str:
-    """The output columns and one tuple of values per row of an invoke answer, or why the
-    answer cannot be read as that."""
+def _answer(body: bytes, rows: int) -> tuple[list[str], list[list[Any]]] | str:
+    """The output columns' names and values (one list per column, in row order) of an
+    invoke answer, or why the answer cannot be read as that."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -170,11 +181,13 @@ def _answer(body: bytes, rows: int) -> tuple[list[str], list[tuple[Any, ...]]] |
     names = doc.get("columns")
     width = len(names) if isinstance(names, list) and names else 1
     if width == 1:
-        values = [(v,) for v in prediction]
+        values = [prediction]
+    elif all(isinstance(v, list) and len(v) == width for v in prediction):
+        values = [list(c) for c in zip(*prediction, strict=True)]
     else:
-        values = [tuple(v) if isinstance(v, list) else (v,) for v in prediction]
+        return f"the model's answer has rows that are not {width} values ({names})"
     if not isinstance(names, list) or len(names) != width:
-        names = ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
+        names = ["prediction"]
     return [str(n) for n in names], values
 
 

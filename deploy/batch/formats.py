@@ -44,7 +44,7 @@ class BadRow:
 @dataclass
 class Table:
     columns: list[str]
-    rows: list[list[Any]]
+    rows: list[Sequence[Any]]
     positions: list[int]
     bad: list[BadRow] = field(default_factory=list)
 
@@ -80,7 +80,10 @@ def count_rows(fmt: str, data: bytes) -> int:
         _text(data)
         return sum(1 for line in data.splitlines() if line.strip())
     if fmt == "csv":
-        reader = csv.reader(io.StringIO(_text(data), newline=""))
+        text = _text(data)
+        if '"' not in text and "\r" not in text:  # no quoted field: one record per line
+            return max(0, sum(1 for line in text.split("\n") if line) - 1)
+        reader = csv.reader(io.StringIO(text, newline=""))
         try:
             return max(0, sum(1 for record in reader if record) - 1)
         except csv.Error as exc:
@@ -141,30 +144,97 @@ def _cell(text: str) -> Any:
     return number if math.isfinite(number) else text
 
 
+def _column(values: Sequence[str]) -> list[Any]:
+    """A CSV column's values as :func:`_cell` would make them, converted a whole column at a
+    time where every field is a number (C loops instead of one ``try`` per field)."""
+    try:
+        return list(map(int, values))
+    except ValueError:
+        pass
+    try:
+        numbers = list(map(float, values))
+    except ValueError:
+        return [_cell(v) for v in values]
+    return numbers if all(map(math.isfinite, numbers)) else [_cell(v) for v in values]
+
+
 def _read_csv(data: bytes) -> Table:
+    """With pyarrow installed (the ``parquet`` extra), its C++ reader takes the objects it
+    reads exactly as the standard library's path does (:func:`_read_csv_arrow`); the
+    standard library reads everything else, and everything on a core install."""
+    fast = _read_csv_arrow(data)
+    return fast if fast is not None else _read_csv_stdlib(data)
+
+
+ARROW_NUMBERS = frozenset({"int64", "double"})
+
+
+def _read_csv_arrow(data: bytes) -> Table | None:
+    """None unless pyarrow is installed and the object is plain: UTF-8, every record as wide
+    as the header, numbers finite, nothing inferred as a boolean, date or time (those the
+    standard library path keeps as text). Text columns are converted field by field, so a
+    number next to a malformed field stays a number, as there."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    try:
+        data.decode("utf-8")
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=False),
+            convert_options=pacsv.ConvertOptions(null_values=[""], true_values=["\0"],
+                                                 false_values=["\0"],
+                                                 strings_can_be_null=True))
+    except (UnicodeDecodeError, pa.ArrowInvalid):
+        return None
+    columns = []
+    for schema_field, column in zip(table.schema, table.columns, strict=True):
+        kind = str(schema_field.type)
+        if kind in ARROW_NUMBERS:
+            if kind == "double" and pc.any(pc.invert(pc.is_finite(column))).as_py():
+                return None
+            values = column.to_pylist()
+        elif kind in ("string", "large_string"):
+            values = [None if v is None else _cell(v) for v in column.to_pylist()]
+        elif kind == "null":
+            values = [None] * len(column)
+        else:
+            return None
+        columns.append(values)
+    names = [str(n) for n in table.column_names]
+    if not names or len(set(names)) != len(names):
+        return None
+    rows = list(zip(*columns, strict=True)) if columns else []
+    return Table(names, rows, list(range(len(rows))))
+
+
+def _read_csv_stdlib(data: bytes) -> Table:
     reader = csv.reader(io.StringIO(_text(data), newline=""))
     try:
         header = next(reader, None)
         if not header:
             raise UnreadableObject("no header line: a CSV object starts with its column names")
-        rows: list[list[Any]] = []
-        positions: list[int] = []
-        bad: list[BadRow] = []
-        width = len(header)
-        position = 0
-        for record in reader:
-            if not record:
-                continue
-            if len(record) != width:
-                bad.append(BadRow(position, dict(zip(header, record, strict=False)),
-                                  f"{len(record)} fields, the header has {width}"))
-            else:
-                rows.append([_cell(v) for v in record])
-                positions.append(position)
-            position += 1
+        found = [record for record in reader if record]
     except csv.Error as exc:
         raise UnreadableObject(f"not a CSV table: {exc}") from None
-    return Table(header, rows, positions, bad)
+    width = len(header)
+    bad: list[BadRow] = []
+    if all(len(record) == width for record in found):
+        records, positions = found, list(range(len(found)))
+    else:
+        records, positions = [], []
+        for position, record in enumerate(found):
+            if len(record) == width:
+                records.append(record)
+                positions.append(position)
+            else:
+                bad.append(BadRow(position, dict(zip(header, record, strict=False)),
+                                  f"{len(record)} fields, the header has {width}"))
+    columns = [_column(c) for c in zip(*records, strict=True)] if records else []
+    return Table(header, list(zip(*columns, strict=True)), positions, bad)
 
 
 def _parquet() -> Any:
@@ -211,28 +281,60 @@ def _read_odahu(data: bytes) -> Table:
 # -- writing -----------------------------------------------------------------------------------
 
 
-def write_table(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """An output object: ``columns`` (``row``, ``request_id``, the model's) and the rows."""
+def write_table(fmt: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> bytes:
+    """An output object: ``columns`` (``row``, ``request_id``, the model's) and ``data``,
+    one sequence of values per column (all of one length)."""
+    rows = zip(*data, strict=True)
     if fmt == "jsonl":
         return b"".join(dumps(dict(zip(columns, row, strict=True))) + b"\n" for row in rows)
     if fmt == "csv":
+        fast = _write_csv_arrow(columns, data)
+        if fast is not None:
+            return fast
         out = io.StringIO(newline="")
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([_csv_value(v) for v in row] for row in rows)
+        if any(c and isinstance(c[0], list | dict) for c in data):
+            rows = ([_csv_value(v) for v in row] for row in zip(*data, strict=True))
+        writer.writerows(rows)  # None is written as an empty field
         return out.getvalue().encode()
     if fmt == "parquet":
         import pyarrow as pa
 
         pq = _parquet()
-        table = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows]) \
-            if rows else pa.table({c: pa.array([], pa.null()) for c in columns})
+        table = pa.table({c: list(v) if v else pa.array([], pa.null())
+                          for c, v in zip(columns, data, strict=True)})
         sink = io.BytesIO()
         pq.write_table(table, sink)
         return sink.getvalue()
     if fmt == "odahu-json":
         return dumps({"columns": list(columns), "data": [list(r) for r in rows]})
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _write_csv_arrow(columns: Sequence[str], data: Sequence[Sequence[Any]]) -> bytes | None:
+    """pyarrow's C++ writer, when installed and every column has one plain type (numbers,
+    text): strings quoted, numbers in their shortest form (``7``, ``5.72``)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    try:
+        table = pa.table({c: pa.array(v) for c, v in zip(columns, data, strict=True)})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_null)
+    if not all(any(is_type(t) for is_type in plain) for t in table.schema.types):
+        return None  # booleans, lists, mixed: the standard library writes them
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed"))
+    return sink.getvalue().replace(b"\r\n", b"\n")
+
+
+def columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Row-major to column-major (``width`` columns, also when there is no row)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _csv_value(value: Any) -> Any:
@@ -250,4 +352,4 @@ def read_output(fmt: str, data: bytes) -> tuple[list[str], dict[int, list[Any]]]
         return table.columns, {}  # JSON Lines without a row has no columns either
     if not table.columns or table.columns[0] != ROW:
         raise UnreadableObject(f"not an output object of a job: its first column is not {ROW!r}")
-    return table.columns, {int(row[0]): row for row in table.rows}
+    return table.columns, {int(row[0]): list(row) for row in table.rows}

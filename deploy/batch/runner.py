@@ -29,12 +29,13 @@ from typing import Any
 
 import orjson
 
-from deploy.batch.caller import CallResult, JobAbort, ModelCaller
+from deploy.batch.caller import CallResult, JobAbort, ModelCaller, Predicted
 from deploy.batch.events import Report
 from deploy.batch.formats import (
     OUTPUT_LEAD,
     Table,
     UnreadableObject,
+    columns_of,
     count_rows,
     read_output,
     read_table,
@@ -84,7 +85,8 @@ class _Work:
     table: Table
     wanted: list[int]
     """Indexes into ``table.rows`` this run predicts (all, or the listed ones on retry)."""
-    predictions: dict[int, list[Any]] = field(default_factory=dict)
+    predictions: list[tuple[list[int], Predicted]] = field(default_factory=list)
+    """Each call's answer with the positions of its rows."""
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
     columns: list[str] | None = None
 
@@ -245,20 +247,21 @@ class Runner:
                 "error": f"cannot read the row: {reason}", "status": None}
 
     async def _batch(self, work: _Work, indexes: list[int]) -> None:
-        table, name = work.table, work.task.name
+        table, name, job_id = work.table, work.task.name, self.config.job_id
         rows = [table.rows[i] for i in indexes]
-        ids = [request_id(self.config.job_id, name, table.positions[i]) for i in indexes]
-        result: CallResult = await self.caller.predict(table.columns, rows, ids)
+        positions = [table.positions[i] for i in indexes]
+        result: CallResult = await self.caller.predict(
+            table.columns, rows, lambda i: request_id(job_id, name, positions[i]))
         work.columns = work.columns or result.columns
         for p in result.predicted:
-            work.predictions[table.positions[indexes[p.index]]] = [p.request_id, *p.values]
+            work.predictions.append((positions, p))
         for e in result.errors:
             i = indexes[e.index]
             work.errors[table.positions[i]] = {
                 "object": name, "row": table.positions[i],
                 "input": dict(zip(table.columns, table.rows[i], strict=True)),
                 "error": e.message, "status": e.status, "request_id": e.request_id}
-        done, failed = len(result.predicted), len(result.errors)
+        done, failed = result.rows, len(result.errors)
         self.predicted += done
         self.refused += failed
         if work.task.mode == MODE_RETRY:
@@ -269,8 +272,8 @@ class Runner:
 
     async def _commit(self, work: _Work) -> None:
         name, fmt = work.task.name, self.config.format
-        rows: dict[int, list[Any]] = {p: [p, *values] for p, values in work.predictions.items()}
         columns = [*OUTPUT_LEAD, *(work.columns or [])]
+        data = output_columns(work.predictions, len(columns))
         if work.task.mode == MODE_RETRY:
             try:
                 old_columns, existing = read_output(fmt, await self._storage(
@@ -279,9 +282,10 @@ class Runner:
                 old_columns, existing = columns, {}
             if work.columns is None:
                 columns = old_columns
-            rows = {int(r[0]): r for r in merge_rows(existing, rows)}
+            new = {int(r[0]): list(r) for r in zip(*data, strict=True)}
+            data = columns_of(merge_rows(existing, new), len(columns))
         errors = [work.errors[p] for p in sorted(work.errors)]
-        output = write_table(fmt, columns, [rows[p] for p in sorted(rows)])
+        output = write_table(fmt, columns, data)
         if work.task.mode == MODE_RETRY:
             await self._write(name, output)  # a crash now leaves fixed rows listed: retried
             await self._write_errors(name, errors)  # again, they replace themselves by row id
@@ -311,6 +315,19 @@ class Runner:
             raise
         except StorageError as exc:
             raise JobAbort(f"cannot {verb} {name}: {exc}") from exc
+
+
+def output_columns(predictions: list[tuple[list[int], Predicted]],
+                   width: int) -> list[list[Any]]:
+    """The output's columns (``row``, ``request_id``, the model's) in input order."""
+    data: list[list[Any]] = [[] for _ in range(width)]
+    for positions, p in sorted(predictions, key=lambda chunk: chunk[0][chunk[1].start]):
+        count = len(p.columns[0])
+        data[0] += positions[p.start:p.start + count]
+        data[1] += [p.request_id] * count
+        for column, values in zip(data[2:], p.columns, strict=True):
+            column += values
+    return data
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -16,6 +16,9 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SCHEMES = ("s3", "gs")
 FILE_SCHEME = "file://"
@@ -196,7 +199,7 @@ def batches(rows: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, rows)) for start in range(0, rows, size)]
 
 
-def merge_rows(existing: Mapping[int, object], new: Mapping[int, object]) -> list[object]:
+def merge_rows(existing: Mapping[int, T], new: Mapping[int, T]) -> list[T]:
     """Output rows by row id, in input order; a retried row replaces an earlier copy, so
     merging the same rows twice never duplicates one."""
     merged = {**existing, **new}

@@ -61,11 +61,12 @@ def caller(gateway, **kw):
 async def test_refused_rows_are_isolated_and_the_rest_predicted(gateway):
     rows = [[float(i)] for i in range(16)]
     rows[5], rows[11] = ["bad"], ["worse"]
-    ids = [f"job-a.csv-{i}" for i in range(16)]
     async with caller(gateway) as c:
-        result = await c.predict(["x"], rows, ids)
-    assert [p.index for p in result.predicted] == [i for i in range(16) if i not in (5, 11)]
-    assert all(p.values == (2 * rows[p.index][0],) for p in result.predicted)
+        result = await c.predict(["x"], rows, lambda i: f"job-a.csv-{i}")
+    predicted = {i: values for p in result.predicted for i, values in p.rows()}
+    assert sorted(predicted) == [i for i in range(16) if i not in (5, 11)]
+    assert all(values == (2 * rows[i][0],) for i, values in predicted.items())
+    assert result.rows == 14
     assert result.columns == ["quality"]
     assert [(e.index, e.status, e.request_id) for e in result.errors] == [
         (5, 400, "job-a.csv-5"), (11, 400, "job-a.csv-11")]
@@ -80,8 +81,8 @@ async def test_refused_rows_are_isolated_and_the_rest_predicted(gateway):
 async def test_retryable_answers_are_retried_with_the_same_request_id(gateway):
     gateway.busy["job-a.csv-0"] = 2
     async with caller(gateway) as c:
-        result = await c.predict(["x"], [[1.0], [2.0]], ["job-a.csv-0", "job-a.csv-1"])
-    assert [p.values for p in result.predicted] == [(2.0,), (4.0,)]
+        result = await c.predict(["x"], [[1.0], [2.0]], lambda i: f"job-a.csv-{i}")
+    assert [values for p in result.predicted for _, values in p.rows()] == [(2.0,), (4.0,)]
     assert gateway.calls == [("job-a.csv-0", 2)] * 3
 
 
@@ -89,14 +90,14 @@ async def test_a_model_that_stays_unreachable_stops_the_job(gateway):
     gateway.busy["job-a.csv-0"] = 10
     async with caller(gateway) as c:
         with pytest.raises(JobAbort, match="failed 3 times, last: HTTP 503: no ready replica"):
-            await c.predict(["x"], [[1.0]], ["job-a.csv-0"])
+            await c.predict(["x"], [[1.0]], lambda i: f"job-a.csv-{i}")
 
 
 async def test_a_refused_job_stops_at_once(gateway):
     gateway.status = 403
     async with caller(gateway) as c:
         with pytest.raises(JobAbort, match="HTTP 403: role"):
-            await c.predict(["x"], [[1.0], [2.0]], ["job-a.csv-0", "job-a.csv-1"])
+            await c.predict(["x"], [[1.0], [2.0]], lambda i: f"job-a.csv-{i}")
     assert len(gateway.calls) == 1
 
 
@@ -105,4 +106,4 @@ async def test_nothing_listening_is_retried_then_stops_the_job(unused_tcp_port):
                     retries=1, timeout=5, backoff_base=0.01)
     async with c:
         with pytest.raises(JobAbort, match="cannot be reached"):
-            await c.predict(["x"], [[1.0]], ["job-a.csv-0"])
+            await c.predict(["x"], [[1.0]], lambda i: f"job-a.csv-{i}")
