@@ -1,11 +1,12 @@
 """``/api/v1/batch/job``: create, list, get, delete and resume inference jobs.
 
 A job is refused with 400 before anything runs when its spec is invalid (every problem
-named), when its input prefix holds no object, when its output lies inside its input,
-or when its deployment does not exist. Relative local paths (and a relative ``modelUri``)
-resolve from mlgate's working directory, as deployments' images do; local paths must lie
-under ``batch.local_roots`` (a job must not read or write files the operator did not
-offer) and are refused on the Kubernetes runtime, whose runners run in pods.
+named), when its input prefix holds no object, when its output lies inside its input or
+already holds objects, or when its deployment does not exist. Relative local paths (and a
+relative ``modelUri``) resolve from mlgate's working directory, as deployments' images
+do; local paths must lie under ``batch.local_roots`` (a job must not read or write files
+the operator did not offer) and are refused on the Kubernetes runtime, whose runners run
+in pods.
 
 The supervisor (:mod:`deploy.local.jobs`, or the Kubernetes runtime's) reacts to the
 store: a new or resumed job is ``Scheduling`` until its runners start.
@@ -24,7 +25,7 @@ from deploy.control.images import resolve_image
 from deploy.control.job_plan import parse_location, relative_names
 from deploy.control.jobs import JOB_VALIDATION, InferenceJob, Submitter, parse_job
 from deploy.control.resource import ValidationError
-from deploy.control.store import NotFound, Store
+from deploy.control.store import AlreadyExists, NotFound, Store
 from gateway import PRINCIPAL_KEY
 
 
@@ -74,11 +75,13 @@ async def parse_request(request: web.Request, config: BatchConfig) -> InferenceJ
             return None
 
     job = parse_job(data, predictor)
+    if store.job_generation(job.id) is not None:
+        raise AlreadyExists(job.id)  # before looking at any bucket
     errors = [e for name in ("input", "output")
               if (e := _local_error(name, getattr(job.spec, name), config))]
     if errors:
         raise ValidationError(JOB_VALIDATION, errors)
-    await check_input(job, config.endpoints)
+    await check_locations(job, config.endpoints)
     return job
 
 
@@ -97,18 +100,29 @@ def _local_error(name: str, text: str, config: BatchConfig) -> str | None:
     return None
 
 
-async def check_input(job: InferenceJob, endpoints: Endpoints) -> None:
-    """400 when the input prefix names no object (a typo would otherwise "succeed")."""
-    location = parse_location(job.spec.input)
-    place = open_place(location, endpoints)
+async def check_locations(job: InferenceJob, endpoints: Endpoints) -> None:
+    """400 when the input prefix names no object (a typo would otherwise "succeed"), or when
+    the output already holds objects: a new job would take them for its own finished work
+    (to continue a job, resume it)."""
+    source = parse_location(job.spec.input)
+    target = parse_location(job.spec.output).as_folder()
+    inputs, outputs = open_place(source, endpoints), open_place(target, endpoints)
     try:
-        names = relative_names(await place.names(location.name_prefix), location.name_prefix)
+        names = relative_names(await inputs.names(source.name_prefix), source.name_prefix)
+        present = await outputs.names()
     finally:
-        await place.close()
+        await inputs.close()
+        await outputs.close()
+    errors = []
     if not names:
-        raise ValidationError(JOB_VALIDATION, [
-            f"the input {job.spec.input} holds no object (names starting with '_' or '.' "
-            "are skipped)"])
+        errors.append(f"the input {job.spec.input} holds no object (names starting with '_' "
+                      "or '.' are skipped)")
+    if present:
+        errors.append(f"the output {target} already holds {len(present)} object(s), e.g. "
+                      f"{present[0]}: write a new job's output to an empty prefix, or resume "
+                      "the job that wrote them")
+    if errors:
+        raise ValidationError(JOB_VALIDATION, errors)
 
 
 async def list_jobs(request: web.Request) -> web.Response:

@@ -174,6 +174,9 @@ def _job_schemas() -> dict[str, Any]:
             "output": {**location, "description": "one object per input object, same "
                        "relative name; _errors/<object>.jsonl lists what failed"},
             "format": {"type": "string", "enum": list(FORMATS), "default": "jsonl"},
+            "dropColumns": {"type": "array", "items": {"type": "string"},
+                            "description": "input columns not sent to the model (a label, "
+                                           "an id)"},
             "batchSize": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE,
                           "default": DEFAULT_BATCH_SIZE, "description": "rows per model call"},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY,

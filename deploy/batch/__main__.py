@@ -69,7 +69,8 @@ async def run(job: InferenceJob, settings: Settings, gateway: str, shard: int,
         job_id=job.id, format=spec.format, batch_size=spec.batch_size,
         concurrency=spec.concurrency, max_error_rate=spec.max_error_rate,
         name_prefix=source.name_prefix, shard=shard, shards=spec.parallelism,
-        retry_errors=retry_errors, read_ahead_bytes=settings.batch.read_ahead_bytes,
+        retry_errors=retry_errors, drop_columns=spec.drop_columns,
+        read_ahead_bytes=settings.batch.read_ahead_bytes,
         progress_interval=settings.batch.progress_interval)
     source_place, target_place = open_place(source, endpoints), open_place(target, endpoints)
 

@@ -73,6 +73,16 @@ def read_table(fmt: str, data: bytes) -> Table:
     raise UnreadableObject(f"unknown format {fmt!r}")
 
 
+def without_columns(table: Table, names: Sequence[str]) -> Table:
+    """The table without the columns ``names`` (those it has); the model never sees them."""
+    drop = set(names) & set(table.columns)
+    if not drop:
+        return table
+    keep = [i for i, c in enumerate(table.columns) if c not in drop]
+    rows = [tuple(row[i] for i in keep) for row in table.rows]
+    return Table([table.columns[i] for i in keep], rows, table.positions, table.bad)
+
+
 def count_rows(fmt: str, data: bytes) -> int:
     """How many rows ``read_table`` will give (good and bad), cheaply where the format
     allows; :class:`UnreadableObject` like ``read_table``."""

@@ -39,6 +39,7 @@ from deploy.batch.formats import (
     count_rows,
     read_output,
     read_table,
+    without_columns,
     write_table,
 )
 from deploy.batch.locations import Place
@@ -73,6 +74,7 @@ class RunnerConfig:
     shard: int = 0
     shards: int = 1
     retry_errors: bool = False
+    drop_columns: tuple[str, ...] = ()
     read_ahead_bytes: int = 256 << 20
     progress_interval: float = 0.5
 
@@ -208,7 +210,8 @@ class Runner:
         else:
             data = await self._storage(self.source.read(task.name), "read", task.name)
         try:
-            table = read_table(self.config.format, data)
+            table = without_columns(read_table(self.config.format, data),
+                                    self.config.drop_columns)
         except UnreadableObject as exc:
             await self._unreadable(task, str(exc), data)
             return None

@@ -12,14 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 LINE_INTERVAL = 5.0
 
@@ -87,19 +80,19 @@ class Bar:
     def __init__(self, job_id: str, console: Console) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), TextColumn("{task.fields[state]}"),
-            BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+            BarColumn(bar_width=24), TextColumn("{task.fields[rows]} rows"),
             TextColumn("{task.fields[rate]} rows/s"), TextColumn("{task.fields[errors]}"),
-            TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
-            console=console, transient=False)
-        self.task: TaskID = self.progress.add_task(job_id, total=None, state="", rate="0",
-                                                   errors="0 errors", eta="-:--:--")
+            TextColumn("ETA {task.fields[eta]}"), console=console, transient=False)
+        self.task: TaskID = self.progress.add_task(job_id, total=None, state="", rows="0/?",
+                                                   rate="0", errors="0 errors", eta="-:--:--")
         self.progress.start()
 
     def show(self, job: dict[str, Any]) -> None:
         f = figures(job)
         self.progress.update(
             self.task, completed=f["done"], total=f["total"] or None, state=f["state"],
-            rate=f"{f['rate']:,.0f}", eta=format_eta(f["eta"]),
+            rows=f"{f['done']}/{f['total'] or '?'}", rate=f"{f['rate']:,.0f}",
+            eta=format_eta(f["eta"]),
             errors=f"{f['errors']} error{'s' if f['errors'] != 1 else ''}")
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ Spec fields (camelCase, as the issue and ODAHU write them):
 - ``output``: where one object per input object goes, under the same relative name, and
   ``_errors/<object>.jsonl`` for what could not be predicted;
 - ``format``: ``jsonl`` | ``csv`` | ``parquet`` | ``odahu-json`` (input and output);
+- ``dropColumns``: input columns not sent to the model (a label, an id), e.g. ``[quality]``;
 - ``batchSize`` rows per model call, ``concurrency`` calls in flight per runner,
   ``retries`` per call for retryable failures (exponential backoff);
 - ``parallelism``: runner processes (Kubernetes: the Indexed Job's completions), each
@@ -36,7 +37,8 @@ JOB_PREDICTORS = ("odahu-ml-server",)
 """Predictors serving ``/api/model/invoke`` (ODAHU's body), which the runners call."""
 FORMATS = ("jsonl", "csv", "parquet", "odahu-json")
 SPEC_FIELDS = ("deployment", "modelUri", "predictor", "replicas", "input", "output", "format",
-               "batchSize", "concurrency", "retries", "parallelism", "maxErrorRate")
+               "dropColumns", "batchSize", "concurrency", "retries", "parallelism",
+               "maxErrorRate")
 
 DEFAULT_FORMAT = "jsonl"
 DEFAULT_BATCH_SIZE = 256
@@ -75,6 +77,7 @@ class InferenceJobSpec:
     retries: int = DEFAULT_RETRIES
     parallelism: int = DEFAULT_PARALLELISM
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
+    drop_columns: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -82,8 +85,10 @@ class InferenceJobSpec:
             out["deployment"] = self.deployment
         else:
             out.update(modelUri=self.model_uri, predictor=self.predictor, replicas=self.replicas)
-        out.update(input=self.input, output=self.output, format=self.format,
-                   batchSize=self.batch_size, concurrency=self.concurrency, retries=self.retries,
+        out.update(input=self.input, output=self.output, format=self.format)
+        if self.drop_columns:
+            out["dropColumns"] = list(self.drop_columns)
+        out.update(batchSize=self.batch_size, concurrency=self.concurrency, retries=self.retries,
                    parallelism=self.parallelism, maxErrorRate=self.max_error_rate)
         return out
 
@@ -235,6 +240,10 @@ def parse_job(data: Any, deployment_predictor: Callable[[str], str | None]) -> I
         ("retries", DEFAULT_RETRIES, 0, MAX_RETRIES),
         ("parallelism", DEFAULT_PARALLELISM, 1, MAX_PARALLELISM),
         ("replicas", 1, 1, MAX_REPLICAS))}
+    drop = raw.get("dropColumns") or []
+    if not isinstance(drop, list) or not all(isinstance(c, str) and c for c in drop):
+        errors.append(f"dropColumns must be a list of column names, got {drop!r}")
+        drop = []
     rate = raw.get("maxErrorRate", DEFAULT_MAX_ERROR_RATE)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
         errors.append(f"maxErrorRate must be a number from 0 to 1, got {rate!r}")
@@ -246,7 +255,8 @@ def parse_job(data: Any, deployment_predictor: Callable[[str], str | None]) -> I
         model_uri=None if deployment else model_uri, predictor=predictor,
         replicas=numbers["replicas"], format=fmt, batch_size=numbers["batchSize"],
         concurrency=numbers["concurrency"], retries=numbers["retries"],
-        parallelism=numbers["parallelism"], max_error_rate=float(rate))
+        parallelism=numbers["parallelism"], max_error_rate=float(rate),
+        drop_columns=tuple(dict.fromkeys(drop)))
     return InferenceJob(id=header.id, spec=spec)
 
 

@@ -316,9 +316,9 @@ class Store:
             if current.status.state in ACTIVE_STATES:
                 raise Conflict(f'inference job "{job_id}" is {current.status.state}; resume '
                                "it once it has ended")
-            status = current.status
-            status.state, status.reason = STATE_SCHEDULING, ""
-            status.completion_time, status.last_updated_time = "", now
+            previous = current.status  # the new run counts again from what is committed
+            status = InferenceJobStatus(state=STATE_SCHEDULING, deployment=previous.deployment,
+                                        runs=previous.runs, last_updated_time=now)
             self._db.execute(
                 "UPDATE jobs SET status = ?, generation = generation + 1, submitter = ?, "
                 "retry_errors = ?, updated_at = ? WHERE id = ?",

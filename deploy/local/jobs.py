@@ -77,6 +77,8 @@ class _Run:
     task: asyncio.Task[None] | None = None
     shards: list[_Shard] = field(default_factory=list)
     written_at: float = 0.0
+    started: float = 0.0
+    """When its runners started (monotonic)."""
 
 
 class JobSupervisor:
@@ -160,6 +162,7 @@ class JobSupervisor:
             log.info("inference job %s: run %d, %d runner(s), %s -> %s", job.id, status.runs,
                      job.spec.parallelism, job.spec.input, job.spec.output)
             run.shards = [_Shard(i) for i in range(job.spec.parallelism)]
+            run.started = time.monotonic()
             ends = await self._run_shards(run, env)
             failed = [e for e in ends if e.outcome == OUTCOME_FAILED]
             counts = self._counts(run)
@@ -192,8 +195,11 @@ class JobSupervisor:
         status = run.job.status
         status.state, status.reason = state, reason
         status.completion_time = utcnow()
-        status.rows_per_second = 0.0
-        self._write(run, force=True)
+        seconds = time.monotonic() - run.started if run.started else 0.0
+        processed = sum(s.report.predicted + s.report.refused for s in run.shards
+                        if s.report is not None)
+        status.rows_per_second = processed / seconds if seconds > 0 else 0.0  # the run's mean
+        self._write(run, force=True, final=True)
         log.info("inference job %s: %s%s (%d rows done, %d failed, %d of %d objects)",
                  run.job.id, state, f": {reason}" if reason else "", status.rows_done,
                  status.rows_failed, status.objects_done, status.objects_total)
@@ -293,7 +299,7 @@ class JobSupervisor:
                 total += shard.report.counts
         return total
 
-    def _write(self, run: _Run, force: bool = False) -> None:
+    def _write(self, run: _Run, force: bool = False, final: bool = False) -> None:
         """The run's status into the store (at most every ``progress_interval``)."""
         now = time.monotonic()
         if not force and now - run.written_at < self.settings.batch.progress_interval:
@@ -301,9 +307,10 @@ class JobSupervisor:
         run.written_at = now
         status = run.job.status
         if run.shards:
-            _apply(status, self._counts(run),
-                   sum(s.report.rows_per_second for s in run.shards
-                       if s.report is not None and s.end is None))
+            rate = status.rows_per_second if final else sum(
+                s.report.rows_per_second for s in run.shards
+                if s.report is not None and s.end is None)
+            _apply(status, self._counts(run), rate)
         if not self.store.set_job_status(run.job.id, run.job.generation, status):
             return  # deleted or resumed meanwhile: sync() stops this run
         self.metrics.set_status(run.job.id, status)

@@ -287,12 +287,15 @@ def test_retry_errors_reruns_only_the_listed_rows_once_fixed(stack, base, expect
     ({"deployment": "nope"}, 400, 'deployment: entity "nope" is not found'),
     ({"input": "/etc/"}, 400, "is outside the local directories jobs may use"),
     ({"input": "s3://no-such-bucket-here/in/"}, 400, "cannot read the bucket"),
+    ({"output": "used/"}, 400, "already holds 1 object(s), e.g. old.csv"),
 ])
 def test_bad_jobs_are_refused_before_anything_runs(stack, base, change, status, fragment):
     folder = base / "refused"
     (folder / "in").mkdir(parents=True, exist_ok=True)
     (folder / "in" / "a.csv").write_text("x\n1\n")
     (folder / "empty").mkdir(exist_ok=True)
+    (folder / "used").mkdir(exist_ok=True)
+    (folder / "used" / "old.csv").write_text("row,request_id,quality\n")
     spec = {"deployment": "wine-v1", "input": str(folder / "in") + "/",
             "output": str(folder / "out") + "/", "format": "csv"}
     for key, value in change.items():
@@ -305,7 +308,7 @@ def test_bad_jobs_are_refused_before_anything_runs(stack, base, change, status, 
         assert resp.status_code == status, resp.text
         assert fragment in resp.json()["message"], resp.json()
         assert client.get("/api/v1/batch/job/refused").status_code == 404
-    assert not (folder / "out").exists()
+    assert not (folder / "out").exists() and (folder / "used").exists()
 
 
 def test_viewer_may_read_jobs_but_not_run_them(stack):

@@ -41,6 +41,8 @@ def test_a_job_runs_as_an_indexed_job_and_ends_with_the_counts_of_its_output(
     manifest = tmp_path / "wine.yaml"
     manifest.write_text(yaml.safe_dump(wine_k8s(1)))
     stack = mlgate(["--config", str(config), "-f", str(manifest)], env=S3_ENV)
+    wait_until(lambda: standin.get("Deployment", "wine-k8s"), 30,
+               what="the model's Deployment to be applied")
     standin.start_rollout("wine-k8s")
     standin.roll_out("wine-k8s")
     stack.wait_state("wine-k8s", "Ready", timeout=60)

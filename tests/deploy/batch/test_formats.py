@@ -83,3 +83,11 @@ def test_the_arrow_csv_reader_agrees_with_the_standard_library(data):
         assert fast.columns == slow.columns
         assert [list(r) for r in fast.rows] == [list(r) for r in slow.rows]
         assert fast.positions == slow.positions and not slow.bad
+
+
+def test_dropped_columns_never_reach_the_model():
+    from deploy.batch.formats import without_columns
+
+    table = without_columns(read_table("csv", b"a,quality,b\n1,6,2\n3,5,4\n"),
+                            ["quality", "not-there"])
+    assert table.columns == ["a", "b"] and [list(r) for r in table.rows] == [[1, 2], [3, 4]]

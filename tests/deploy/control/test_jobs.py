@@ -73,6 +73,7 @@ def test_model_uri_job_runs_in_a_deployment_of_its_own():
     ({"maxErrorRate": 2}, "maxErrorRate must be a number from 0 to 1"),
     ({"replicas": 2}, "replicas goes with modelUri"),
     ({"shards": 2}, "unknown spec field(s): shards"),
+    ({"dropColumns": "quality"}, "dropColumns must be a list of column names"),
 ])
 def test_invalid_jobs_are_refused_naming_the_problem(spec, fragment):
     with pytest.raises(ValidationError) as err:
