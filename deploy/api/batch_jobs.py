@@ -20,8 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from deploy.api.common import STORE, answer, read_object
-from deploy.batch.locations import Endpoints, open_place, resolve_local
-from deploy.control.images import resolve_image
+from deploy.batch.locations import Endpoints, open_place, resolve_job_paths
 from deploy.control.job_plan import parse_location, relative_names
 from deploy.control.jobs import JOB_VALIDATION, InferenceJob, Submitter, parse_job
 from deploy.control.resource import ValidationError
@@ -57,15 +56,7 @@ def submitter(request: web.Request) -> Submitter:
 
 async def parse_request(request: web.Request, config: BatchConfig) -> InferenceJob:
     """The body as a validated job with its locations resolved, its input listed."""
-    data = await read_object(request)
-    spec = data.get("spec")
-    base = Path.cwd()
-    if isinstance(spec, dict):
-        for name in ("input", "output"):
-            if isinstance(spec.get(name), str) and spec[name]:
-                spec[name] = resolve_local(spec[name], base)
-        if isinstance(spec.get("modelUri"), str) and spec["modelUri"]:
-            spec["modelUri"] = resolve_image(spec["modelUri"], base)
+    data = resolve_job_paths(await read_object(request), Path.cwd())
     store = _store(request)
 
     def predictor(dep_id: str) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from deploy.config import Settings
+from deploy.control.images import resolve_image
 from deploy.control.job_plan import Location, backoff_delay
 from storage import Backend, LocalBackend, ObjectNotFound, StorageError, make_backend
 
@@ -98,6 +99,19 @@ def resolve_local(text: str, base_dir: Path) -> str:
     slash = path.endswith("/")
     resolved = str((base_dir / path).resolve()) if path else str(base_dir.resolve())
     return local_folder_form(resolved + ("/" if slash and resolved != "/" else ""))
+
+
+def resolve_job_paths(doc: dict, base_dir: Path) -> dict:
+    """A job document with its local ``input``/``output`` and a local ``modelUri`` made
+    absolute from ``base_dir`` (the manifest's directory, or mlgate's)."""
+    spec = doc.get("spec")
+    if isinstance(spec, dict):
+        for name in ("input", "output"):
+            if isinstance(spec.get(name), str) and spec[name]:
+                spec[name] = resolve_local(spec[name], base_dir)
+        if isinstance(spec.get("modelUri"), str) and spec["modelUri"]:
+            spec["modelUri"] = resolve_image(spec["modelUri"], base_dir)
+    return doc
 
 
 def local_folder_form(text: str) -> str:

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deploy.batch.locations import resolve_local
+from deploy.batch.locations import resolve_job_paths
 from deploy.cli.client import ApiError, Client
 from deploy.cli.job_progress import figures, make_view
 from deploy.cli.output import OutputError, check_format, render
 from deploy.cli.resources import connection_options, run
-from deploy.control.images import resolve_image
 from deploy.control.jobs import STATE_FAILED, TERMINAL_STATES
 from deploy.control.manifest import ManifestError, load_documents
 
@@ -81,15 +80,7 @@ def manifest(path: str, override_id: str | None = None) -> dict[str, Any]:
     doc = docs[0]
     if override_id:
         doc["id"] = override_id
-    base = Path(path).resolve().parent
-    spec = doc.get("spec")
-    if isinstance(spec, dict):
-        for name in ("input", "output"):
-            if isinstance(spec.get(name), str) and spec[name]:
-                spec[name] = resolve_local(spec[name], base)
-        if isinstance(spec.get("modelUri"), str) and spec["modelUri"]:
-            spec["modelUri"] = resolve_image(spec["modelUri"], base)
-    return doc
+    return resolve_job_paths(doc, Path(path).resolve().parent)
 
 
 def job_row(job: dict[str, Any]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.control.job_plan import location_errors, overlap_error
+from deploy.control.job_plan import Counts, location_errors, overlap_error
 from deploy.control.resource import ValidationError, parse_header
 
 JOB_VALIDATION = "Validation of inference job is failed"
@@ -126,6 +126,12 @@ class InferenceJobStatus:
         if self.reason:
             out["reason"] = self.reason
         return out
+
+    def take_counts(self, counts: Counts) -> None:
+        """The objects and rows counts of ``counts`` (the runners' sum, or a tally)."""
+        self.objects_total, self.objects_done = counts.objects_total, counts.objects_done
+        self.objects_failed, self.rows_total = counts.objects_failed, counts.rows_total
+        self.rows_done, self.rows_failed = counts.rows_done, counts.rows_failed
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InferenceJobStatus:

@@ -217,9 +217,7 @@ class KubernetesJobs:
                 counts: Counts | None = None) -> None:
         status = job.status
         if counts is not None:
-            status.objects_total, status.objects_done = counts.objects_total, counts.objects_done
-            status.objects_failed, status.rows_total = counts.objects_failed, counts.rows_total
-            status.rows_done, status.rows_failed = counts.rows_done, counts.rows_failed
+            status.take_counts(counts)
         status.state, status.reason, status.completion_time = state, reason, utcnow()
         self._write(job)
         log.info("inference job %s: %s%s", job.id, state, f": {reason}" if reason else "")

@@ -50,7 +50,6 @@ from deploy.control.jobs import (
     STATE_FAILED,
     STATE_RUNNING,
     InferenceJob,
-    InferenceJobStatus,
 )
 from deploy.control.resource import utcnow
 from deploy.control.store import Store
@@ -310,7 +309,8 @@ class JobSupervisor:
             rate = status.rows_per_second if final else sum(
                 s.report.rows_per_second for s in run.shards
                 if s.report is not None and s.end is None)
-            _apply(status, self._counts(run), rate)
+            status.take_counts(self._counts(run))
+            status.rows_per_second = rate
         if not self.store.set_job_status(run.job.id, run.job.generation, status):
             return  # deleted or resumed meanwhile: sync() stops this run
         self.metrics.set_status(run.job.id, status)
@@ -325,13 +325,6 @@ class JobSupervisor:
         except OSError:
             return "no log"
         return lines[-1] if lines else "no log"
-
-
-def _apply(status: InferenceJobStatus, counts: Counts, rate: float) -> None:
-    status.objects_total, status.objects_done = counts.objects_total, counts.objects_done
-    status.objects_failed, status.rows_total = counts.objects_failed, counts.rows_total
-    status.rows_done, status.rows_failed = counts.rows_done, counts.rows_failed
-    status.rows_per_second = rate
 
 
 def _describe(code: int) -> str:
