@@ -138,7 +138,7 @@ def build_job_supervisor(settings: Settings, store: Store, host: str, port: int,
         from deploy.k8s.jobs import KubernetesJobs  # lightkube: the [k8s] extra
 
         return KubernetesJobs(store, settings, JobMetrics())
-    loopback = host in ("", "0.0.0.0", "::") or host.startswith("::ffff:")
+    loopback = host in ("", "0.0.0.0", "::")
     address = "127.0.0.1" if loopback else (f"[{host}]" if ":" in host else host)
     return JobSupervisor(store, settings, f"http://{address}:{port}", JobMetrics(),
                          config_file)
