@@ -24,6 +24,8 @@ Scenarios (``--only`` picks some):
 * ``feedback`` — durable feedback records/s through ``POST /api/v1/feedback``; the
   records mlgate reports spooled (fsynced) are checked against the answers.
 * ``memory`` — gateway RSS after ``--memory-requests`` requests vs. after warm-up.
+* ``batch`` — rows/s of an inference job over CSV objects through mlgate vs. the wine
+  model's ``pyfunc.predict`` in this process on the same rows (``bench/batch.py``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ TARGETS = {
     "predictor_ratio": 10.0,
     "feedback_rps": 5000.0,
     "memory_growth_mb": 50.0,
+    "batch_ratio": 0.5,
 }
 
 NGINX_CONF = """\
@@ -628,6 +631,13 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{m['rss_after_warmup_mb']:.1f} | after {m['requests']}: "
                     f"{m['rss_after_mb']:.1f} | {m['growth_mb']:+.1f} MB | "
                     f"<= +{m['target_growth_mb']:g} MB | {'yes' if m['met'] else 'no'} |")
+    if "batch" in s:
+        b = s["batch"]
+        rows.append(f"| batch job (rows/s) | pyfunc in-process {fmt(b['rows_per_s']['in_process'])}"
+                    f"; a pandas script {fmt(b['rows_per_s']['in_process_script'])} | "
+                    f"{fmt(b['rows_per_s']['mlgate'])} | {fmt(b['ratio'], 2)} of in-process "
+                    f"({fmt(b['ratio_to_script'], 2)} of the script) | >= {b['target']:g} | "
+                    f"{'yes' if b['met'] else 'no'} |")
     env = results["environment"]
     lines = [
         "# Benchmark results",
@@ -713,7 +723,7 @@ def temporary_dir(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-SCENARIOS = ("throughput", "latency", "predictor", "feedback", "memory")
+SCENARIOS = ("throughput", "latency", "predictor", "feedback", "memory", "batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -727,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--memory-warmup", type=int, default=50_000)
+    parser.add_argument("--batch-rows", type=int, default=400_000)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--out", default=str(BENCH), help="where results.* are written")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -735,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and set(only) - {"batch"}:
         raise SystemExit("wrk is not installed: run `make bench` (it installs it)")
     results: dict[str, Any] = {
         "command": "make bench" if os.environ.get("MLGATE_BENCH_MAKE") else
@@ -745,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": platform.machine(), "python": platform.python_version(),
             "load_before": load_average(),
             "nginx": subprocess.run([nginx_binary(), "-v"], capture_output=True,
-                                    text=True).stderr.strip(),
+                                    text=True).stderr.strip() if set(only) - {"batch"} else "",
         },
         "config": {"runs": args.runs, "duration": args.duration, "workers": args.workers,
                    "connections": args.connections, "rate": args.rate,
@@ -771,6 +782,12 @@ def main(argv: list[str] | None = None) -> int:
                 fb["durable_check"] = fb["records_on_disk_after_stop"] >= fb["answered_200"]
         if "predictor" in only:
             results["scenarios"]["predictor"] = scenario_predictor(args, tmp)
+        if "batch" in only:
+            from batch import scenario_batch
+
+            (tmp / "batch").mkdir()
+            results["scenarios"]["batch"] = scenario_batch(
+                args.runs, args.batch_rows, 2, 4, 1000, 1, tmp / "batch")
     results["environment"]["load_after"] = load_average()
     results["environment"]["seconds"] = round(time.monotonic() - started, 1)
     out = Path(args.out)

@@ -13,12 +13,16 @@ from types import EllipsisType
 from aiohttp import web
 
 import feedback
-from deploy.api import RecordSource, add_management_api
+from deploy.api import BatchConfig, RecordSource, add_management_api
+from deploy.batch.locations import Endpoints
+from deploy.batch.metrics import JobMetrics
+from deploy.batch.scheduling import JobRuntime
 from deploy.config import Settings
 from deploy.control.reconciler import Reconciler
 from deploy.control.runtime import Runtime
 from deploy.control.store import Store
 from deploy.keys import build_auth_config
+from deploy.local.jobs import JobSupervisor
 from deploy.local.runtime import LocalRuntime
 from gateway import (
     OBSERVER,
@@ -41,7 +45,9 @@ __all__ = [
     "build_app",
     "build_auth_config",
     "build_backend",
+    "build_batch_config",
     "build_gateway_config",
+    "build_job_supervisor",
     "build_limits",
     "build_reconciler",
     "build_runtime",
@@ -112,9 +118,31 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
     add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())
     if store is not None:
-        add_management_api(app, store, settings.api.edge_url,
+        add_management_api(app, store, settings.api.edge_url, build_batch_config(settings),
                            RecordSource(writer.backend, settings.storage.prefix))
     return app
+
+
+def build_batch_config(settings: Settings) -> BatchConfig:
+    """What the jobs API checks: buckets' endpoints, the local directories jobs may use."""
+    roots = settings.batch.local_roots or (str(Path.cwd()),)
+    return BatchConfig(Endpoints.from_settings(settings),
+                       tuple(Path(r).resolve() for r in roots),
+                       cluster=settings.runtime == "kubernetes")
+
+
+def build_job_supervisor(settings: Settings, store: Store, host: str, port: int,
+                         config_file: str | None = None) -> JobRuntime:
+    """What runs inference jobs: runner processes on this machine calling this gateway, or
+    (``runtime: kubernetes``) Indexed Jobs in the cluster."""
+    if settings.runtime == "kubernetes":
+        from deploy.k8s.jobs import KubernetesJobs  # lightkube: the [k8s] extra
+
+        return KubernetesJobs(store, settings, JobMetrics())
+    loopback = host in ("", "0.0.0.0", "::")
+    address = "127.0.0.1" if loopback else (f"[{host}]" if ":" in host else host)
+    return JobSupervisor(store, settings, f"http://{address}:{port}", JobMetrics(),
+                         config_file)
 
 
 def build_sidecar_app(settings: Settings, table: RouteTable, deployment_id: str,

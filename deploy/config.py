@@ -234,6 +234,51 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """``batch:``: how inference jobs run (:mod:`deploy.batch`)."""
+
+    s3_endpoint_url: str | None = None
+    """For ``s3://`` inputs and outputs; None: ``storage.endpoint_url`` when it is S3's."""
+    s3_region: str | None = None
+    """None: ``storage.region``."""
+    gcs_endpoint_url: str | None = None
+    """For ``gs://``; None: ``storage.endpoint_url`` when it is GCS's (or
+    ``STORAGE_EMULATOR_HOST``)."""
+    timeout: float = 60.0
+    """Seconds for one bucket call of a job."""
+    call_timeout: float = 300.0
+    """Seconds for one model call through the gateway."""
+    gateway_url: str | None = None
+    """Where runners call the model; None: this mlgate's own port on 127.0.0.1 (local
+    runtime), ``http://mlgate.mlgate.svc`` (kubernetes: the kustomize base's Service)."""
+    token_ttl: float = 604800.0
+    """Lifetime of the token mlgate signs for a run's calls (the submitter's roles)."""
+    token_file: str | None = None
+    """A file holding the runners' bearer token, for an external issuer mlgate cannot sign for."""
+    restart_limit: int = 2
+    """A runner process that dies is started again this many times, then the job is Failed."""
+    progress_interval: float = 0.5
+    """Seconds between a runner's progress reports."""
+    read_ahead_bytes: int = 256 << 20
+    """Input bytes a runner keeps from counting rows to predicting them (read once)."""
+    local_roots: tuple[str, ...] = ()
+    """Directories local job inputs and outputs must lie under; empty: the directory
+    ``mlgate up`` was started in."""
+    image: str = "mlgate:0.1.0"
+    """``runtime: kubernetes``: the image the Job's pods run (``python -m deploy.batch``)."""
+    service_account: str | None = None
+    """``runtime: kubernetes``: the pods' service account (bucket credentials: IRSA,
+    workload identity); None: the namespace's default."""
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "call_timeout", "token_ttl", "progress_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"batch.{name} must be > 0")
+        if self.restart_limit < 0 or self.read_ahead_bytes < 0:
+            raise ConfigError("batch.restart_limit and batch.read_ahead_bytes must be >= 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5080
@@ -251,6 +296,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     def __post_init__(self) -> None:
         if self.runtime not in ("local", "kubernetes"):

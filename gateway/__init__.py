@@ -17,6 +17,7 @@ from .app import (
 )
 from .auth import (
     DEFAULT_POLICY,
+    PRINCIPAL_KEY,
     AuthConfig,
     Authenticator,
     AuthError,
@@ -58,6 +59,7 @@ __all__ = [
     "MIRROR",
     "OBSERVER",
     "POOL",
+    "PRINCIPAL_KEY",
     "SERVED_BY",
     "TABLE",
     "AuthConfig",

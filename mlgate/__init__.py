@@ -11,7 +11,7 @@ exceptions carrying the server's message and status. The SDK is a client of mlga
 API only; DataFrames need pandas (``pip install 'mlgate[sdk]'``).
 """
 
-from .client import AsyncClient, BaseClient, Client, Deployments, Routes
+from .client import AsyncClient, BaseClient, Client, Deployments, Jobs, Routes
 from .errors import (
     ApiError,
     Conflict,
@@ -27,7 +27,7 @@ from .errors import (
     Unavailable,
     WaitTimeout,
 )
-from .objects import Deployment, Route, Table
+from .objects import Deployment, Job, Route, Table
 
 __all__ = [
     "ApiError",
@@ -41,6 +41,8 @@ __all__ = [
     "Deployments",
     "Forbidden",
     "Invalid",
+    "Job",
+    "Jobs",
     "MlgateError",
     "NotFound",
     "Route",

@@ -16,7 +16,7 @@ import orjson
 from . import frames
 from ._steps import Call, Op, Progress, Sleep
 from .errors import DeploymentFailed, NotFound, WaitTimeout
-from .objects import Deployment, Route, Table
+from .objects import Deployment, Job, Route, Table, job_figures
 from .v2 import TRITON_PREDICTOR, InvokeRequestError, build_invoke_request, is_v2_body
 
 API = "/api/v1"
@@ -206,6 +206,60 @@ def set_weights(route_id: str, weights: Mapping[str, int]) -> Op[Route]:
 def delete_route(route_id: str) -> Op[str]:
     resp = yield Call("DELETE", f"{ROUTES}/{route_id}")
     return resp.json().get("message", "")
+
+
+# -- inference jobs --------------------------------------------------------------------------
+
+JOBS = f"{API}/batch/job"
+JOB_PROGRESS_EVERY = 5.0
+
+
+def list_jobs() -> Op[Table[Job]]:
+    resp = yield Call("GET", JOBS)
+    return Table(Job(j) for j in resp.json())
+
+
+def get_job(job_id: str) -> Op[Job]:
+    resp = yield Call("GET", f"{JOBS}/{job_id}")
+    return Job(resp.json())
+
+
+def create_job(manifest: dict[str, Any], wait: bool, timeout: float | None) -> Op[Job]:
+    resp = yield Call("POST", JOBS, json=manifest)
+    job = Job(resp.json())
+    if wait:
+        job = yield from wait_job(job.id, timeout)
+    return job
+
+
+def resume_job(job_id: str, retry_errors: bool, wait: bool, timeout: float | None) -> Op[Job]:
+    resp = yield Call("POST", f"{JOBS}/{job_id}/resume", json={"retryErrors": retry_errors})
+    job = Job(resp.json())
+    if wait:
+        job = yield from wait_job(job.id, timeout)
+    return job
+
+
+def delete_job(job_id: str) -> Op[str]:
+    resp = yield Call("DELETE", f"{JOBS}/{job_id}")
+    return resp.json().get("message", "")
+
+
+def wait_job(job_id: str, timeout: float | None) -> Op[Job]:
+    """Follow a job to its end (whatever the end: a Failed job is returned, not raised);
+    ``WaitTimeout`` when ``timeout`` seconds pass first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = yield from get_job(job_id)
+        f = job_figures(job.raw)
+        yield Progress(job.describe(), done=job.ended, completed=f["done"],
+                       total=f["total"], state=job.state, throttle=JOB_PROGRESS_EVERY)
+        if job.ended:
+            return job
+        if deadline is not None and time.monotonic() > deadline:
+            raise WaitTimeout(f"inference job {job_id} has not ended after {timeout:g}s "
+                              f"(state {job.state})")
+        yield Sleep(POLL_INTERVAL)
 
 
 # -- models ----------------------------------------------------------------------------------

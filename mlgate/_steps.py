@@ -52,6 +52,13 @@ class Progress:
     text: str
     done: bool = False
     """The last report of this wait (the indicator is closed after showing it)."""
+    completed: int | None = None
+    total: int | None = None
+    """Counted progress (rows of a job): a bar where one can be drawn."""
+    state: str = ""
+    throttle: float = 0.0
+    """Plain-line displays print a changed text at most every ``throttle`` seconds unless
+    ``state`` changed (a job's counts move every poll; a deployment's lines are few)."""
 
 
 Step = Call | Sleep | Progress

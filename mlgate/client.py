@@ -16,10 +16,10 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from . import _ops, frames
-from ._drive import SinkFactory, run_async, run_sync
+from ._drive import run_async, run_sync
 from ._steps import Op, RetryPolicy
-from .objects import Deployment, Route, Table
-from .progress import default_progress
+from .objects import Deployment, Job, Route, Table
+from .progress import SinkFactory, default_progress
 
 DEFAULT_URL = "http://127.0.0.1:5080"
 DEFAULT_TIMEOUT = 60.0
@@ -66,6 +66,7 @@ class BaseClient(Generic[H]):
         self._http = self._make_http(self.url, all_headers, timeout, httpx_options)
         self.deployments = Deployments(self)
         self.routes = Routes(self)
+        self.jobs = Jobs(self)
 
     def _make_http(self, url: str, headers: dict[str, str], timeout: float,
                    options: dict[str, Any]) -> H:
@@ -193,6 +194,42 @@ class Deployments(Generic[H]):
     def default_route(self, id: str) -> Route:
         """The route ``/model/<id>`` every deployment gets."""
         return self._client._run(_ops.default_route(id))
+
+
+class Jobs(Generic[H]):
+    """``client.jobs``: InferenceJobs (a model over every object under a prefix)."""
+
+    def __init__(self, client: BaseClient[H]) -> None:
+        self._client = client
+
+    def list(self) -> Table[Job]:
+        """Every job, with its counts."""
+        return self._client._run(_ops.list_jobs())
+
+    def get(self, id: str) -> Job:
+        """One job; ``NotFound`` if there is none."""
+        return self._client._run(_ops.get_job(id))
+
+    def create(self, manifest: Mapping[str, Any], *, wait: bool = False,
+               timeout: float | None = None) -> Job:
+        """Create from a manifest (``{"kind": "InferenceJob", "id", "spec"}``; local paths
+        must be absolute); with ``wait``, follow it to its end (a progress bar) and return it
+        as it ended (``job.state``, ``job.reason``; a Failed job is not an exception)."""
+        return self._client._run(_ops.create_job(dict(manifest), wait, timeout))
+
+    def resume(self, id: str, *, retry_errors: bool = False, wait: bool = False,
+               timeout: float | None = None) -> Job:
+        """Run an ended job again, skipping every object whose output exists; with
+        ``retry_errors`` only the rows listed under ``_errors/``."""
+        return self._client._run(_ops.resume_job(id, retry_errors, wait, timeout))
+
+    def wait(self, id: str, *, timeout: float | None = None) -> Job:
+        """Follow a job to its end; ``WaitTimeout`` after ``timeout`` seconds."""
+        return self._client._run(_ops.wait_job(id, timeout))
+
+    def delete(self, id: str) -> str:
+        """Stop and delete a job (its outputs stay); the server's message."""
+        return self._client._run(_ops.delete_job(id))
 
 
 class Routes(Generic[H]):

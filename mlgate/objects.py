@@ -47,6 +47,37 @@ def route_row(r: dict[str, Any]) -> Row:
     }
 
 
+def format_eta(seconds: float | None) -> str:
+    """``h:mm:ss``, or ``-:--:--`` when unknown."""
+    if seconds is None:
+        return "-:--:--"
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def job_figures(job: dict[str, Any]) -> dict[str, Any]:
+    """What a job's progress shows, from the job as the API answers it: state, rows done
+    (predicted or failed) of the total, rows/s, time left at that rate, errors, reason."""
+    status = job.get("status", {})
+    done = int(status.get("rowsDone", 0)) + int(status.get("rowsFailed", 0))
+    total = max(int(status.get("rowsTotal", 0)), done)
+    rate = float(status.get("rowsPerSecond", 0.0))
+    eta = (total - done) / rate if rate > 0 and total > done else None
+    errors = int(status.get("rowsFailed", 0)) + int(status.get("objectsFailed", 0))
+    return {"state": status.get("state", ""), "done": done, "total": total, "rate": rate,
+            "eta": eta, "errors": errors, "reason": status.get("reason", "")}
+
+
+def job_row(job: dict[str, Any]) -> Row:
+    """A job's table columns: ID, STATE, ROWS, ERRORS, ROWS/S, DEPLOYMENT, OUTPUT, REASON."""
+    spec, f = job.get("spec", {}), job_figures(job)
+    return {"ID": job.get("id", ""), "STATE": f["state"],
+            "ROWS": f"{f['done']}/{f['total']}", "ERRORS": str(f["errors"]),
+            "ROWS/S": f"{f['rate']:,.0f}", "DEPLOYMENT": job.get("status", {}).get(
+                "deployment") or spec.get("deployment") or spec.get("modelUri", ""),
+            "OUTPUT": spec.get("output", ""), "REASON": f["reason"]}
+
+
 def text_table(rows: Sequence[Row]) -> str:
     """Aligned columns, headers first; columns empty in every row are left out."""
     if not rows:
@@ -200,6 +231,65 @@ class Route(Resource):
     def _summary(self) -> str:
         split = " ".join(f"{k}={v}" for k, v in self.targets.items())
         return f"{self.url_prefix} {split}".strip()
+
+
+class Job(Resource):
+    """An InferenceJob: a model over every object under a prefix; counts of its progress."""
+
+    row = staticmethod(job_row)
+
+    @property
+    def state(self) -> str:
+        """``Scheduling``, ``Running``, ``Succeeded``, ``SucceededWithErrors`` or ``Failed``."""
+        return self.status.get("state", "")
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job has ended (succeeded, with errors or not, or failed)."""
+        return self.state in JOB_END_STATES
+
+    @property
+    def rows_done(self) -> int:
+        """Rows predicted and written."""
+        return int(self.status.get("rowsDone", 0))
+
+    @property
+    def rows_failed(self) -> int:
+        """Rows the model refused (listed under ``<output>/_errors/``)."""
+        return int(self.status.get("rowsFailed", 0))
+
+    @property
+    def rows_total(self) -> int:
+        """Rows in the input, as far as read."""
+        return int(self.status.get("rowsTotal", 0))
+
+    @property
+    def reason(self) -> str:
+        """Why it failed or what went wrong, else empty."""
+        return self.status.get("reason", "")
+
+    @property
+    def output(self) -> str:
+        """Where the predictions go (``spec.output``)."""
+        return self.spec.get("output", "")
+
+    def describe(self) -> str:
+        """``wine: Running 5000/20000 rows (25%), 9,800 rows/s, 0 errors, ETA 0:00:02``."""
+        f = job_figures(self.raw)
+        percent = f"{100 * f['done'] / f['total']:.0f}%" if f["total"] else "-"
+        return (f"{self.id}: {f['state']} {f['done']}/{f['total']} rows ({percent}), "
+                f"{f['rate']:,.0f} rows/s, {f['errors']} error{'s' if f['errors'] != 1 else ''}"
+                f", ETA {format_eta(f['eta'])}")
+
+    def summary(self) -> str:
+        """One line on how it ended."""
+        status = self.status
+        return (f"Inference job {self.id} {self.state}: {self.rows_done} rows predicted, "
+                f"{self.rows_failed} failed, {status.get('objectsDone', 0)} of "
+                f"{status.get('objectsTotal', 0)} objects written to {self.output}")
+
+
+JOB_END_STATES = frozenset({"Succeeded", "SucceededWithErrors", "Failed"})
 
 
 R = TypeVar("R", bound=Resource)

@@ -6,7 +6,7 @@ thread-safe methods of ``StandIn``. What it speaks:
 
 - namespaced collections and objects under ``/api/v1`` and ``/apis/<group>/<version>``
   for pods, services, events, deployments, horizontalpodautoscalers,
-  poddisruptionbudgets and (when ``keda=True``) KEDA scaledobjects; ``404`` for an
+  poddisruptionbudgets, jobs, secrets and (when ``keda=True``) KEDA scaledobjects; ``404`` for an
   unknown namespace or kind, ``401`` without the bearer token of the kubeconfig;
 - server-side apply: ``PATCH`` ``application/apply-patch+yaml`` with ``fieldManager``
   (required) and ``force``; the manager's previously applied fields that it no longer
@@ -63,6 +63,8 @@ KINDS = {
                                                         "HorizontalPodAutoscaler"),
     ("policy", "v1", "poddisruptionbudgets"): ("policy/v1", "PodDisruptionBudget"),
     ("keda.sh", "v1alpha1", "scaledobjects"): ("keda.sh/v1alpha1", "ScaledObject"),
+    ("batch", "v1", "jobs"): ("batch/v1", "Job"),
+    ("", "v1", "secrets"): ("v1", "Secret"),
 }
 PLURALS = {kind: plural for (_g, _v, plural), kind in KINDS.items()}
 

@@ -1,4 +1,5 @@
-"""The management API (ODAHU v1 REST): deployments, routes, records, and its Swagger UI.
+"""The management API (ODAHU v1 REST): deployments, routes, inference jobs, records, and its
+Swagger UI.
 
 ``add_management_api(app, store, settings)`` adds the routes to the gateway's
 application, so they run behind the same filter chain (errors, Request-ID,
@@ -6,6 +7,7 @@ authentication) as everything else.
 """
 
 from deploy.api.app import API_PREFIX, add_management_api
+from deploy.api.batch_jobs import BatchConfig
 from deploy.api.records import RecordSource
 
-__all__ = ["API_PREFIX", "RecordSource", "add_management_api"]
+__all__ = ["API_PREFIX", "BatchConfig", "RecordSource", "add_management_api"]

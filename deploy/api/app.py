@@ -7,7 +7,8 @@ from pathlib import Path
 from aiohttp import web
 
 import gateway
-from deploy.api import deployments, model_routes, records
+from deploy.api import batch_jobs, deployments, model_routes, records
+from deploy.api.batch_jobs import BatchConfig
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
 from deploy.api.openapi import openapi_document
 from deploy.control.store import Store
@@ -19,8 +20,10 @@ SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-u
 
 
 def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
+                       batch: BatchConfig | None = None,
                        record_source: records.RecordSource | None = None) -> None:
-    """The ODAHU v1 API on ``app``; with ``record_source``, also ``GET /api/v1/records``."""
+    """``batch``: serve ``/api/v1/batch/job`` too (inference jobs); ``record_source``:
+    ``GET /api/v1/records``."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
@@ -29,6 +32,9 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
     if record_source is not None:
         records.add_routes(app, API_PREFIX, record_source)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
+    if batch is not None:
+        batch_jobs.add_routes(app, API_PREFIX, batch)
+        set_error_format(app, f"{API_PREFIX}/batch/", api_error_body)
     add_error_mapping(app)
     add_swagger_ui(app)
 

@@ -53,5 +53,12 @@ def add_error_mapping(app: web.Application) -> None:
     add_exception_handler(app, ValidationError, lambda exc: (400, str(exc), None))
     add_exception_handler(app, BadBody, lambda exc: (400, str(exc), None))
     add_exception_handler(app, StoreError, lambda exc: (exc.status, str(exc), None))
-    add_exception_handler(app, StorageError, lambda exc: (
-        503, f"cannot read the record storage, retry later: {exc}", {"Retry-After": "5"}))
+    add_exception_handler(app, StorageError, map_storage_error)
+
+
+def map_storage_error(exc: StorageError) -> tuple[int, str, dict[str, str] | None]:
+    """A bucket a handler had to read (a job's input, records): 503 with ``Retry-After``
+    while it may come back, else 400."""
+    if exc.retryable:
+        return 503, f"cannot read the bucket, retry later: {exc}", {"Retry-After": "5"}
+    return 400, f"cannot read the bucket: {exc}", None

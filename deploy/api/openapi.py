@@ -5,6 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from deploy.control.deployments import DEFAULT_LIMITS, DEFAULT_REQUESTS, PREDICTORS
+from deploy.control.jobs import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ERROR_RATE,
+    DEFAULT_PARALLELISM,
+    DEFAULT_RETRIES,
+    FORMATS,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MAX_PARALLELISM,
+    MAX_REPLICAS,
+    MAX_RETRIES,
+)
 
 JSON = "application/json"
 
@@ -23,6 +36,7 @@ ERRORS = {
     "403": _body(_ref("HTTPResult"), "Not allowed"),
     "404": _body(_ref("HTTPResult"), "Not found"),
     "409": _body(_ref("HTTPResult"), "Already exists (or being deleted)"),
+    "503": _body(_ref("HTTPResult"), "A bucket the request needs cannot be reached now"),
 }
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -160,6 +174,7 @@ def _schemas() -> dict[str, Any]:
             "state": {"type": "string", "enum": ["Processing", "Ready", "Failed"]},
             "edgeUrl": {"type": "string"},
             "reason": {"type": "string"}}},
+        **_job_schemas(),
         "ModelRoute": {"type": "object", "required": ["id", "spec"], "properties": {
             "id": {"type": "string"},
             "default": {"type": "boolean", "readOnly": True},
@@ -170,15 +185,99 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _job_schemas() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    location = {"type": "string", "description": "a local path (under batch.local_roots), "
+                "s3://bucket/prefix or gs://bucket/prefix"}
+    return {
+        "InferenceJobSpec": {"type": "object", "required": ["input", "output"], "properties": {
+            "deployment": {"type": "string", "description": "the model deployment every call "
+                           "goes through (its default route); or modelUri"},
+            "modelUri": {"type": "string", "description": "an MLflow model the job runs in a "
+                         "deployment of its own (<id>-job), deleted when it ends"},
+            "predictor": {"type": "string", "enum": ["odahu-ml-server"],
+                          "description": "with modelUri"},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": MAX_REPLICAS,
+                         "default": 1, "description": "with modelUri"},
+            "input": {**location, "description": "every object under this prefix ("
+                      "names with a segment starting with _ or . are skipped)"},
+            "output": {**location, "description": "one object per input object, same "
+                       "relative name; _errors/<object>.jsonl lists what failed"},
+            "format": {"type": "string", "enum": list(FORMATS), "default": "jsonl"},
+            "dropColumns": {"type": "array", "items": {"type": "string"},
+                            "description": "input columns not sent to the model (a label, "
+                                           "an id)"},
+            "batchSize": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE,
+                          "default": DEFAULT_BATCH_SIZE, "description": "rows per model call"},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY,
+                            "default": DEFAULT_CONCURRENCY,
+                            "description": "model calls in flight per runner"},
+            "retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES,
+                        "default": DEFAULT_RETRIES,
+                        "description": "per call, for 408/429/502/503/504 and lost "
+                                       "connections, with exponential backoff"},
+            "parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLELISM,
+                            "default": DEFAULT_PARALLELISM, "description": "runners, each "
+                            "taking the objects whose name hashes to its index"},
+            "maxErrorRate": {"type": "number", "minimum": 0, "maximum": 1,
+                             "default": DEFAULT_MAX_ERROR_RATE,
+                             "description": "Failed once more rows than this share failed"}}},
+        "InferenceJobStatus": {"type": "object", "readOnly": True, "properties": {
+            "state": {"type": "string", "enum": ["Scheduling", "Running", "Succeeded",
+                                                 "SucceededWithErrors", "Failed"]},
+            "reason": {"type": "string"},
+            "objectsTotal": count, "objectsDone": count,
+            "objectsFailed": {**count, "description": "objects that could not be read"},
+            "rowsTotal": count,
+            "rowsDone": {**count, "description": "rows written to outputs"},
+            "rowsFailed": {**count, "description": "rows listed in _errors/"},
+            "rowsPerSecond": {"type": "number"},
+            "deployment": {"type": "string"},
+            "runs": {**count, "description": "times the job was started (resumes count)"},
+            "startTime": {"type": "string"}, "completionTime": {"type": "string"},
+            "lastUpdatedTime": {"type": "string"}}},
+        "InferenceJob": {"type": "object", "required": ["id", "spec"], "properties": {
+            "kind": {"type": "string", "enum": ["InferenceJob"]},
+            "id": {"type": "string", "pattern": "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$",
+                   "example": "wine-nightly"},
+            "spec": _ref("InferenceJobSpec"),
+            "status": _ref("InferenceJobStatus"),
+            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True}}},
+        "ResumeRequest": {"type": "object", "properties": {
+            "retryErrors": {"type": "boolean", "default": False,
+                            "description": "re-run only the rows listed in _errors/"}}},
+    }
+
+
+def _jobs(tag: str) -> dict[str, Any]:
+    listing = {"type": "array", "items": _ref("InferenceJob")}
+    return {
+        "get": {"tags": [tag], "summary": "Get all inference jobs", "operationId":
+                "listInferenceJob", "responses": {"200": _body(listing, "All jobs")}},
+        "post": {"tags": [tag], "summary": "Create (and start) an inference job",
+                 "description": "Refused with 400 before anything runs: an invalid spec, an "
+                                "input prefix with no object, an output inside the input, a "
+                                "deployment that does not exist.",
+                 "operationId": "createInferenceJob",
+                 "requestBody": _body(_ref("InferenceJob"), "The job"),
+                 "responses": {"201": _body(_ref("InferenceJob"), "The job, Scheduling"),
+                               **{k: ERRORS[k] for k in ("400", "401", "403", "409", "503")}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     deployment = "/api/v1/model/deployment"
     route = "/api/v1/model/route"
+    job = "/api/v1/batch/job"
     return {
         "openapi": "3.0.3",
         "info": {"title": "mlgate management API", "version": "v1",
-                 "description": "ODAHU v1 compatible API for model deployments and routes. "
+                 "description": "ODAHU v1 compatible API for model deployments, routes and "
+                                "inference jobs. "
                                 "Errors are {\"message\": ...}."},
-        "tags": [{"name": "Deployment"}, {"name": "Route"}, {"name": "Records"}],
+        "tags": [{"name": "Deployment"}, {"name": "Route"}, {"name": "InferenceJob"},
+                 {"name": "Records"}],
         "paths": {
             deployment: _crud("ModelDeployment", "Deployment", "model deployment"),
             deployment + "/{id}": _item(
@@ -193,6 +292,21 @@ def openapi_document() -> dict[str, Any]:
             route: _crud("ModelRoute", "Route", "model route"),
             route + "/{id}": _item("ModelRoute", "Route", "model route",
                                    "Default routes cannot be deleted (403)."),
+            job: _jobs("InferenceJob"),
+            job + "/{id}": _item("InferenceJob", "InferenceJob", "inference job",
+                                 "Stops its runners; what it wrote stays."),
+            job + "/{id}/resume": {
+                "parameters": [ID_PARAM],
+                "post": {"tags": ["InferenceJob"], "summary": "Run an ended job again",
+                         "description": "Objects whose output exists are skipped; with "
+                                        "retryErrors only the rows in _errors/ run again.",
+                         "operationId": "resumeInferenceJob",
+                         "requestBody": {**_body(_ref("ResumeRequest"), "Options"),
+                                         "required": False},
+                         "responses": {"200": _body(_ref("InferenceJob"), "The job, "
+                                                    "Scheduling"),
+                                       **{k: ERRORS[k] for k in ("400", "401", "403", "404",
+                                                                 "409")}}}},
             "/api/v1/records": _records(),
         },
         "components": {

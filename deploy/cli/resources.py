@@ -20,7 +20,7 @@ from deploy.cli.output import OutputError, check_format, deployment_row, render,
 from deploy.control.images import resolve_image
 from deploy.control.manifest import ManifestError, load_documents
 from mlgate.client import default_url
-from mlgate.progress import line_sink
+from mlgate.progress import default_progress
 
 KINDS = {"deployment": "ModelDeployment", "route": "ModelRoute"}
 ROWS = {"deployment": deployment_row, "route": route_row}
@@ -36,8 +36,9 @@ def connection_options() -> argparse.ArgumentParser:
 
 
 def client_from(args: argparse.Namespace) -> mlgate.Client:
-    """The SDK client for ``--url``/``--token``; waits print one line per change on stdout."""
-    return mlgate.Client(args.url, args.token, progress=lambda: line_sink(sys.stdout))
+    """The SDK client for ``--url``/``--token``; waits show on stdout (a bar for a job's rows
+    on a terminal, else one line per change)."""
+    return mlgate.Client(args.url, args.token, progress=default_progress(sys.stdout))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,5 @@
-"""The control plane's state: deployments and routes in SQLite under the data dir.
+"""The control plane's state: deployments, routes and inference jobs in SQLite under the
+data dir.
 
 The API writes specs, the reconciler writes statuses. Each spec change bumps
 the deployment's ``generation``; a status computed for an older generation is
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,14 @@ from deploy.control.deployments import (
     ModelDeployment,
     ModelDeploymentStatus,
     parse_deployment,
+)
+from deploy.control.jobs import (
+    ACTIVE_STATES,
+    STATE_SCHEDULING,
+    InferenceJob,
+    InferenceJobStatus,
+    Submitter,
+    job_from_stored,
 )
 from deploy.control.resource import utcnow
 from deploy.control.routes import ModelRoute, default_route, route_from_stored
@@ -45,6 +55,16 @@ CREATE TABLE IF NOT EXISTS routes (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS routes_default ON routes (deployment_id) WHERE is_default = 1;
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    submitter TEXT NOT NULL,
+    retry_errors INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 """
 
 
@@ -256,6 +276,78 @@ class Store:
             self._db.execute("DELETE FROM routes WHERE id = ?", (route_id,))
         self._changed()
 
+    # -- inference jobs ------------------------------------------------------------------------
+    # A job's ``generation`` names its current run: set from the clock when it is created (so
+    # a job deleted and created again under the same id is a new one), one more at each
+    # resume. The supervisor's status writes name the run they belong to, so a late write
+    # of an old run is refused.
+
+    _JOB_COLUMNS = ("SELECT id, spec, status, generation, submitter, retry_errors, created_at, "
+                    "updated_at FROM jobs")
+
+    def list_jobs(self) -> list[InferenceJob]:
+        return [_job(row) for row in self._db.execute(self._JOB_COLUMNS + " ORDER BY id")]
+
+    def get_job(self, job_id: str) -> InferenceJob:
+        row = self._db.execute(self._JOB_COLUMNS + " WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(job_id)
+        return _job(row)
+
+    def create_job(self, job: InferenceJob) -> InferenceJob:
+        """Store a new job, state Scheduling: the supervisor starts it."""
+        now = utcnow()
+        status = InferenceJobStatus(state=STATE_SCHEDULING, last_updated_time=now)
+        with self._tx():
+            if self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone():
+                raise AlreadyExists(job.id)
+            self._db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                             (job.id, _json(job.spec.to_dict()), _json(status.to_dict()),
+                              time.time_ns() // 1000, _json(job.submitter.to_dict()), now,
+                              now))
+        self._changed()
+        return self.get_job(job.id)
+
+    def resume_job(self, job_id: str, retry_errors: bool, submitter: Submitter) -> InferenceJob:
+        """Run a job that ended again (a new generation); 409 while it still runs."""
+        now = utcnow()
+        with self._tx():
+            current = self.get_job(job_id)
+            if current.status.state in ACTIVE_STATES:
+                raise Conflict(f'inference job "{job_id}" is {current.status.state}; resume '
+                               "it once it has ended")
+            previous = current.status  # the new run counts again from what is committed
+            status = InferenceJobStatus(state=STATE_SCHEDULING, deployment=previous.deployment,
+                                        runs=previous.runs, last_updated_time=now)
+            self._db.execute(
+                "UPDATE jobs SET status = ?, generation = generation + 1, submitter = ?, "
+                "retry_errors = ?, updated_at = ? WHERE id = ?",
+                (_json(status.to_dict()), _json(submitter.to_dict()), int(retry_errors), now,
+                 job_id))
+        self._changed()
+        return self.get_job(job_id)
+
+    def job_generation(self, job_id: str) -> int | None:
+        row = self._db.execute("SELECT generation FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_job_status(self, job_id: str, generation: int, status: InferenceJobStatus) -> bool:
+        """Store the status of run ``generation``; False if the job is gone or ran again."""
+        status.last_updated_time = utcnow()
+        with self._tx():
+            if self.job_generation(job_id) != generation:
+                return False
+            self._db.execute("UPDATE jobs SET status = ? WHERE id = ?",
+                             (_json(status.to_dict()), job_id))
+        return True
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget the job (its outputs stay); the supervisor stops a run in progress."""
+        with self._tx():
+            self.get_job(job_id)
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self._changed()
+
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
 
@@ -288,3 +380,11 @@ def _deployment(row: tuple) -> ModelDeployment:
 def _route(row: tuple) -> ModelRoute:
     route_id, is_default, spec, created_at, updated_at = row
     return route_from_stored(route_id, bool(is_default), json.loads(spec), created_at, updated_at)
+
+
+def _job(row: tuple) -> InferenceJob:
+    job_id, spec, status, generation, submitter, retry_errors, created_at, updated_at = row
+    job = job_from_stored(job_id, json.loads(spec), json.loads(status), created_at, updated_at,
+                          json.loads(submitter), bool(retry_errors))
+    job.generation = generation
+    return job

@@ -67,6 +67,8 @@ RESOURCES: dict[Kind, type] = {
         "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ("keda.sh/v1alpha1", "ScaledObject"): _resource_class(
         "keda.sh", "v1alpha1", "ScaledObject", "scaledobjects"),
+    ("batch/v1", "Job"): _resource_class("batch", "v1", "Job", "jobs"),
+    ("v1", "Secret"): _resource_class("", "v1", "Secret", "secrets"),
     POD: _resource_class("", "v1", "Pod", "pods"),
     EVENT: _resource_class("", "v1", "Event", "events"),
 }

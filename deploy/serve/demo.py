@@ -53,6 +53,8 @@ Send feedback for that prediction:
 The model's OpenAPI document: curl {auth}{url}/model/wine-v1/api/model/info
 The gateway's own: curl {auth}{url}/openapi.json
 Deployments: .venv/bin/mlgate deployment get -o table --url {url} --token "$TOKEN"
+Score all of examples/wine/wine-quality.csv as a batch job (predictions next to it):
+  .venv/bin/mlgate job run -f examples/wine/job.yaml --wait --url {url} --token "$TOKEN"
 
 In a browser (paste the token into the form at the top of each page):
   Service catalog, call the models from the page: {url}/service-catalog/

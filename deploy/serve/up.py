@@ -25,9 +25,11 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from deploy.batch.scheduling import JobRuntime
 from deploy.compose import (
     build_app,
     build_auth_config,
+    build_job_supervisor,
     build_limits,
     build_reconciler,
     build_runtime,
@@ -92,6 +94,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     runner: web.AppRunner | None = None
     app: web.Application | None = None
     reconciling: asyncio.Task[None] | None = None
+    jobs: JobRuntime | None = None
     workers: WorkerPool | None = None
     orphans: asyncio.Task[None] | None = None
     code = 0
@@ -112,6 +115,9 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                   file=sys.stderr, flush=True)
             return 1
         reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
+        jobs = build_job_supervisor(settings, store, host, port, config_file)
+        app[OBSERVER].metrics.registry.register(jobs.metrics)
+        await jobs.start()  # jobs the last run left Running resume now
         if settings.workers > 1:
             workers, orphans = await start_workers(settings, runner, table, reconciler.demand,
                                                    port, config_file, app[OBSERVER])
@@ -128,6 +134,8 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         log.error("%s", exc)
         code = 1
     finally:
+        if jobs is not None:
+            await jobs.close()  # runners stop; their jobs resume at the next start
         if workers is not None:
             await workers.stop()
         if orphans is not None:

@@ -99,6 +99,9 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
     rest = _under(path, "/api/v1/model/route")
     if rest is not None:
         return _management(method, rest, "route")
+    rest = _under(path, "/api/v1/batch/job")
+    if rest is not None:
+        return _management(method, rest, "job")
     if _under(path, RECORDS_PATH) is not None and method in READ_METHODS:
         return Classified(Access("records:read", Resource("path", path)))
     rest = _under(path, CATALOG_DOCUMENTS)

@@ -35,5 +35,8 @@ class Backend(Protocol):
     async def list(self, prefix: str) -> list[str]:
         """Every key starting with ``prefix``, sorted."""
 
+    async def delete(self, key: str) -> None:
+        """Remove the object at ``key``; nothing happens when there is none."""
+
     async def close(self) -> None:
         """Release connections."""

@@ -55,6 +55,13 @@ class GCSBackend:
         with _mapped(key, missing_is_not_found=True):
             return await self._client().download(self.bucket, key, timeout=int(self.timeout))
 
+    async def delete(self, key: str) -> None:
+        try:
+            with _mapped(key, missing_is_not_found=True):
+                await self._client().delete(self.bucket, key, timeout=int(self.timeout))
+        except ObjectNotFound:
+            return
+
     async def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         params: dict[str, str] = {"prefix": prefix}

@@ -54,6 +54,9 @@ class LocalBackend:
                     keys.append(key)
         return sorted(keys)
 
+    def _delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     async def put(self, key: str, data: bytes) -> None:
         try:
             await asyncio.to_thread(self._put, key, data)
@@ -65,6 +68,12 @@ class LocalBackend:
 
     async def list(self, prefix: str) -> list[str]:
         return await asyncio.to_thread(self._list, prefix)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await asyncio.to_thread(self._delete, key)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r}: {exc}") from exc
 
     async def close(self) -> None:
         return None

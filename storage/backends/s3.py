@@ -80,6 +80,12 @@ class S3Backend:
                 async with resp["Body"] as body:
                     return await body.read()
 
+    async def delete(self, key: str) -> None:
+        with _mapped(key):
+            async with asyncio.timeout(self.timeout):
+                client = await self._get_client()
+                await client.delete_object(Bucket=self.bucket, Key=key)
+
     async def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         with _mapped(prefix):

@@ -218,7 +218,7 @@ def test_the_cluster_config_is_a_valid_mlgate_config():
     written = {r for rule in role["rules"] if "patch" in rule["verbs"]
                for r in rule["resources"]}
     assert written == {"deployments", "services", "horizontalpodautoscalers",
-                       "poddisruptionbudgets", "scaledobjects"}
+                       "poddisruptionbudgets", "scaledobjects", "jobs", "secrets"}
     assert all(rule["verbs"] == ["get", "list", "watch"] for rule in role["rules"]
                if {"pods", "events"} & set(rule["resources"]))
 

@@ -1,7 +1,7 @@
 """``pip install mlgate`` (the core, no extras) in a fresh virtualenv: the CLI, a sidecar that
 proxies a call, ``mlgate up`` without deployments and the Python SDK (without DataFrames) all
 work, and no model library (MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client
-is installed."""
+nor pyarrow (the ``parquet`` extra) is installed."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_core_has_no_model_library(core_venv):
-    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube"):
+    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube", "pyarrow"):
         done = subprocess.run([str(core_venv / "bin/python"), "-c", f"import {module}"],
                               capture_output=True, text=True)
         assert done.returncode != 0 and "No module named" in done.stderr, module
@@ -82,6 +82,7 @@ def test_up_without_deployments_runs_the_control_plane(core_venv, tmp_path):
         with httpx.Client(base_url=url, timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as client:
             assert client.get("/api/v1/model/deployment").json() == []
+            assert client.get("/api/v1/batch/job").json() == []
         listed = subprocess.run([str(core_venv / "bin/mlgate"), "deployment", "get", "-o",
                                  "table", "--url", url, "--token", token],
                                 capture_output=True, text=True, timeout=60)

@@ -187,8 +187,10 @@ def test_swagger_ui_and_openapi_document_are_served_locally(stack):
         assert client.get("/swagger").url.path == "/swagger/index.html"
         doc = client.get("/swagger/openapi.json").json()
     assert doc["openapi"].startswith("3.")
+    jobs = "/api/v1/batch/job"
     assert set(doc["paths"]) == {DEPLOYMENTS, f"{DEPLOYMENTS}/{{id}}",
                                  f"{DEPLOYMENTS}/{{id}}/default-route", ROUTES, f"{ROUTES}/{{id}}",
+                                 jobs, f"{jobs}/{{id}}", f"{jobs}/{{id}}/resume",
                                  "/api/v1/records"}
     refs = {ref.rsplit("/", 1)[1] for ref in _refs(doc)}
     assert refs <= set(doc["components"]["schemas"])

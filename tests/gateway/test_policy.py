@@ -29,6 +29,10 @@ def path(name: str) -> Resource:
     return Resource("path", name)
 
 
+def job(name: str) -> Resource:
+    return Resource("job", name)
+
+
 CLASSIFY = [
     ("GET", "/health", None, None),
     ("GET", "/metrics", None, None),
@@ -53,6 +57,11 @@ CLASSIFY = [
     ("GET", "/api/v1/model/route/ab", "route:read", route("ab")),
     ("DELETE", "/api/v1/model/route/ab", "route:write", route("ab")),
     ("POST", "/api/v1/model/route", "route:write", route("*")),
+    ("GET", "/api/v1/batch/job", "job:read", job("*")),
+    ("GET", "/api/v1/batch/job/nightly", "job:read", job("nightly")),
+    ("POST", "/api/v1/batch/job", "job:write", job("*")),
+    ("POST", "/api/v1/batch/job/nightly/resume", "job:write", job("nightly")),
+    ("DELETE", "/api/v1/batch/job/nightly", "job:write", job("nightly")),
     # the pages' static files are open (GET/HEAD only); their data needs a token
     ("GET", "/swagger/index.html", None, None),
     ("HEAD", "/swagger/swagger-ui-bundle.js", None, None),
@@ -118,6 +127,9 @@ DECISIONS = [
     (SCIENTIST, "deployment:read", dep("*"), NONE, True),
     (SCIENTIST, "route:read", route("ab"), NONE, True),
     (SCIENTIST, "route:write", route("ab"), NONE, False),
+    (SCIENTIST, "job:write", job("nightly"), NONE, True),
+    (VIEWER, "job:read", job("nightly"), NONE, True),
+    (VIEWER, "job:write", job("*"), NONE, False),
     (SCIENTIST, "read", path("/swagger/index.html"), NONE, True),
     (SCIENTIST, "admin", path("/debug"), NONE, False),
     (ODAHU_SCIENTIST, "invoke", dep("wine"), NONE, True),

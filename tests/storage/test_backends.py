@@ -50,6 +50,16 @@ async def test_list_by_prefix_sorted(backend):
     assert await backend.list("nothing/") == []
 
 
+async def test_delete_removes_the_object_and_ignores_a_missing_one(backend):
+    await backend.put("out/_errors/a.csv.jsonl", b"{}\n")
+    await backend.put("out/a.csv", b"row\n")
+    await backend.delete("out/_errors/a.csv.jsonl")
+    await backend.delete("out/_errors/never-written.jsonl")
+    assert await backend.list("out/") == ["out/a.csv"]
+    with pytest.raises(ObjectNotFound):
+        await backend.get("out/_errors/a.csv.jsonl")
+
+
 async def test_missing_object_is_object_not_found(backend):
     with pytest.raises(ObjectNotFound):
         await backend.get("feedback/none.json")
