@@ -19,8 +19,13 @@ FEATURES = WINE.drop(columns=["quality"])
 
 
 @pytest.fixture(scope="module")
-def stack(mlgate_module, demo_models):
-    return mlgate_module([])
+def job_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("jobs")
+
+
+@pytest.fixture(scope="module")
+def stack(mlgate_module, demo_models, job_dir):
+    return mlgate_module([], env={"MLGATE_BATCH_LOCAL_ROOTS": str(job_dir)})
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +186,28 @@ def test_the_async_client_does_the_same(stack, mg):
     assert dep.model_version == "2.0" and pred.attrs["model_version"] == "2.0"
     assert answers[0]["payload"] == {"json": {"truthful": [6, 5, 7]}}
     assert [b.attrs["deployment"] for b in both] == ["sdk-v1", "sdk-v2"]
+
+
+def test_a_job_runs_to_its_end_with_progress(mg, stack, job_dir):
+    WINE.iloc[:300].to_csv(job_dir / "wine.csv", index=False)
+    shown = []
+    with mlgate.Client(stack.url, stack.token, progress=lambda: shown.append) as client:
+        job = client.jobs.create({"kind": "InferenceJob", "id": "sdk-job", "spec": {
+            "deployment": "sdk-v1", "input": str(job_dir / "wine.csv"),
+            "output": str(job_dir / "out") + "/", "format": "csv", "dropColumns": ["quality"],
+            "batchSize": 100}}, wait=True, timeout=240)
+    assert job.ended and job.state == "Succeeded" and job.rows_done == 300
+    assert job.summary().startswith("Inference job sdk-job Succeeded: 300 rows predicted")
+    assert shown[-1].done and shown[-1].completed == shown[-1].total == 300
+    out = pd.read_csv(job_dir / "out" / "wine.csv")
+    assert len(out) == 300 and out["request_id"].str.startswith("sdk-job-").all()
+    assert "sdk-job" in str(mg.jobs.list()) and mg.jobs.get("sdk-job").rows_total == 300
+    again = mg.jobs.resume("sdk-job", wait=True, timeout=240)
+    assert again.state == "Succeeded"
+    assert "sdk-job" in mg.jobs.delete("sdk-job")
+    with pytest.raises(mlgate.NotFound):
+        mg.jobs.get("sdk-job")
+    with pytest.raises(mlgate.Invalid, match="format"):
+        mg.jobs.create({"kind": "InferenceJob", "id": "sdk-bad", "spec": {
+            "deployment": "sdk-v1", "input": str(job_dir / "wine.csv"),
+            "output": str(job_dir / "out2") + "/", "format": "xls"}})
