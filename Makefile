@@ -41,8 +41,9 @@ odahu-cli: $(ODAHU_VENV)/.installed
 # the images install its subsets (gateway, predictor, triton); dev.lock adds the test tools.
 LOCK = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet $(LOCK_ARGS)
 lock: install
-	$(LOCK) --extra predictor --extra triton --extra k8s -o requirements/runtime.lock
-	$(LOCK) --extra k8s -c requirements/runtime.lock -o requirements/gateway.lock
+	$(LOCK) --extra predictor --extra triton --extra k8s --extra dataset --extra spark \
+	  -o requirements/runtime.lock
+	$(LOCK) --extra k8s --extra dataset -c requirements/runtime.lock -o requirements/gateway.lock
 	$(LOCK) --extra predictor -c requirements/runtime.lock -o requirements/predictor.lock
 	$(LOCK) --extra triton -c requirements/runtime.lock -o requirements/triton.lock
 	$(LOCK) --extra dev -c requirements/runtime.lock -o requirements/dev.lock

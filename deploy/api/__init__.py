@@ -6,5 +6,6 @@ authentication) as everything else.
 """
 
 from deploy.api.app import API_PREFIX, add_management_api
+from deploy.api.dataset import DatasetSource
 
-__all__ = ["API_PREFIX", "add_management_api"]
+__all__ = ["API_PREFIX", "DatasetSource", "add_management_api"]

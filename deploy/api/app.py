@@ -6,9 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+import feedback
 import gateway
-from deploy.api import deployments, model_routes
+from deploy.api import dataset, deployments, model_routes, quality
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
+from deploy.api.dataset import DatasetSource
 from deploy.api.openapi import openapi_document
 from deploy.control.store import Store
 from gateway import set_error_format
@@ -18,13 +20,21 @@ SWAGGER_PREFIX = "/swagger"
 SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-ui"
 
 
-def add_management_api(app: web.Application, store: Store, edge_url: str | None = None) -> None:
+def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
+                       joiner: feedback.Joiner | None = None,
+                       datasets: DatasetSource | None = None) -> None:
+    """``joiner``: the live quality figures; ``datasets``: where training data sets are read
+    from (the bucket)."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
     deployments.add_routes(app, API_PREFIX)
     model_routes.add_routes(app, API_PREFIX)
+    quality.add_routes(app, API_PREFIX, joiner)
+    if datasets is not None:
+        dataset.add_routes(app, API_PREFIX, datasets)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
+    set_error_format(app, f"{API_PREFIX}/dataset", api_error_body)
     add_error_mapping(app)
     add_swagger_ui(app)
 

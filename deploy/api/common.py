@@ -51,3 +51,8 @@ def add_error_mapping(app: web.Application) -> None:
     add_exception_handler(app, ValidationError, lambda exc: (400, str(exc), None))
     add_exception_handler(app, BadBody, lambda exc: (400, str(exc), None))
     add_exception_handler(app, StoreError, lambda exc: (exc.status, str(exc), None))
+    add_exception_handler(app, Unavailable, lambda exc: (503, str(exc), None))
+
+
+class Unavailable(Exception):
+    """This process cannot answer that (a feature switched off, an extra not installed)."""

@@ -37,6 +37,8 @@ PAGE_ASSETS: dict[str, tuple[str, ...]] = {
 OPEN_ASSETS = frozenset({prefix + name for prefix, names in PAGE_ASSETS.items()
                          for name in names} | {prefix.rstrip("/") for prefix in PAGE_ASSETS})
 CATALOG_DOCUMENTS = "/service-catalog/api/models"
+DATASET_PATH = "/api/v1/dataset"
+"""Training data sets (logged inputs, predictions and labels): action ``dataset:read``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
     rest = _under(path, "/api/v1/model/route")
     if rest is not None:
         return _management(method, rest, "route")
+    if _under(path, DATASET_PATH) is not None and method in READ_METHODS:
+        return Classified(Access("dataset:read", Resource("path", path)))
     rest = _under(path, CATALOG_DOCUMENTS)
     if rest and method in READ_METHODS and "/" not in rest[1:]:
         # one deployment's document in the catalog: the same right as /model/<id>/api/model/info
