@@ -99,7 +99,7 @@ def build_joiner(settings: Settings, store: Store) -> feedback.Joiner | None:
         return None
     limits = feedback.JoinLimits(
         max_pending=q.max_pending, max_waiting=q.max_waiting, feedback_wait=int(q.feedback_wait),
-        grace=int(30 + 2 * q.poll_interval + settings.storage.flush_interval),
+        grace=int(5 + 3 * q.poll_interval + 2 * settings.storage.flush_interval),
         horizon=int(q.horizon), latency_samples=q.latency_samples)
     return feedback.Joiner(build_backend(settings), settings.storage.prefix,
                            lambda: deployment_infos(store.list_deployments()),
