@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="parquet (default) or jsonl")
     e.add_argument("--out", required=True, help="a directory, s3://BUCKET/PREFIX or "
                    "gs://BUCKET/PREFIX")
+    e.add_argument("--out-endpoint-url", help="S3 or GCS endpoint of --out (MinIO, moto, an "
+                   "emulator); default: storage.endpoint_url when --out is that kind of bucket")
     e.add_argument("--engine", choices=ENGINES, default="duckdb",
                    help="duckdb (default: this machine) or spark (pyspark; the spark extra)")
     e.add_argument("--task", choices=("regression", "classification"),
@@ -83,7 +85,7 @@ def _stored_spec(settings: Settings, model: str, deployment: str | None) -> Any:
     return None
 
 
-def target_for(out: str, settings: Settings) -> Any:
+def target_for(out: str, settings: Settings, endpoint_url: str | None = None) -> Any:
     from feedback.dataset import Target
 
     for scheme, kind in (("s3://", "s3"), ("gs://", "gcs")):
@@ -92,9 +94,8 @@ def target_for(out: str, settings: Settings) -> Any:
             if not bucket:
                 raise ValueError(f"--out {out!r} names no bucket")
             s = settings.storage
-            same = s.kind == kind
-            return Target(backend=make_backend(kind, bucket=bucket,
-                                               endpoint_url=s.endpoint_url if same else None,
+            endpoint = endpoint_url or (s.endpoint_url if s.kind == kind else None)
+            return Target(backend=make_backend(kind, bucket=bucket, endpoint_url=endpoint,
                                                region=s.region, timeout=s.timeout),
                           prefix=prefix)
     return Target(directory=Path(out).resolve())
@@ -114,7 +115,7 @@ async def run_export(args: argparse.Namespace) -> int:
         prediction=args.prediction or (spec.prediction if spec else None),
         label=args.label or (spec.label if spec else None))
     backend = build_backend(settings)
-    target = target_for(args.out, settings)
+    target = target_for(args.out, settings, args.out_endpoint_url)
     try:
         result = await export(backend, settings.storage.prefix, query, target, args.format,
                               args.engine)

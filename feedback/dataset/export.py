@@ -50,7 +50,7 @@ def duckdb_engine(sources: Sources, query: ExportQuery, staging: Path, fmt: str)
     con = duck._connect()
     try:
         columns = duck.prepare(con, sources, query)
-        rows = con.execute("SELECT count(*) FROM export_rows").fetchone()[0]
+        rows = con.execute("SELECT count(*) FROM export_rows").fetchall()[0][0]
         if rows:
             selected = ", ".join(duck._ident(c) for c in columns)
             con.execute(f"""COPY (SELECT {selected}, hour FROM export_rows)
@@ -164,6 +164,6 @@ def _single(sources: Sources, query: ExportQuery, path: Path, fmt: str) -> int:
         con.execute(f"""COPY (SELECT {selected} FROM export_rows ORDER BY time, request_id, row)
                         TO {duck._literal(str(path))}
                         (FORMAT {'PARQUET' if fmt == 'parquet' else 'JSON'})""")
-        return con.execute("SELECT count(*) FROM export_rows").fetchone()[0]
+        return con.execute("SELECT count(*) FROM export_rows").fetchall()[0][0]
     finally:
         con.close()
