@@ -56,8 +56,12 @@ run: demo-models
 	$(BIN)/python -m deploy.serve.demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # Debian packages the monitoring and browser tests run for real, installed when missing:
-# Prometheus (+ promtool) scrapes a running stack; Chromium opens the pages.
+# Prometheus (+ promtool) scrapes a running stack; Chromium opens the pages; Java runs Spark
+# (the data set export's --engine spark).
 test-tools:
+	@command -v java >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends default-jre-headless >/dev/null; }
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
