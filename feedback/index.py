@@ -70,6 +70,54 @@ class JoinLimits:
             raise ValueError("feedback_wait and grace must be >= 0, horizon >= 60")
 
 
+class Samples:
+    """A multiset of floats: appended in O(1), and taken back in O(1) too (a correction) by
+    remembering what was taken until the next compaction, so a busy minute's corrections
+    do not each scan its samples."""
+
+    __slots__ = ("_taken", "_taken_count", "_values")
+
+    def __init__(self) -> None:
+        self._values = array("d")
+        self._taken: Counter[float] | None = None
+        self._taken_count = 0
+
+    def add(self, value: float) -> None:
+        if self._taken and self._taken[value]:
+            self._taken[value] -= 1  # put back what was taken: nothing to append
+            self._taken_count -= 1
+            if not self._taken[value]:
+                del self._taken[value]
+            return
+        self._values.append(value)
+
+    def discard(self, value: float) -> None:
+        """Take one ``value`` back (it must have been added)."""
+        if self._taken is None:
+            self._taken = Counter()
+        self._taken[value] += 1
+        self._taken_count += 1
+        if self._taken_count * 2 > len(self._values):
+            self._values = array("d", self.values())
+            self._taken = None
+            self._taken_count = 0
+
+    def values(self) -> list[float]:
+        if not self._taken:
+            return list(self._values)
+        left = Counter(self._taken)
+        out = []
+        for value in self._values:
+            if left[value]:
+                left[value] -= 1
+            else:
+                out.append(value)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._values) - self._taken_count
+
+
 class Cell:
     """What happened in one minute of prediction time for one deployment and route."""
 
@@ -83,9 +131,9 @@ class Cell:
         self.predictions = 0  # 2xx answers
         self.labelled = 0  # predictions with a valid label
         self.invalid: Counter[str] | None = None  # predictions with an invalid label, by reason
-        self.residuals: array[float] | None = None  # prediction - label, per labelled row
+        self.residuals: Samples | None = None  # prediction - label, per labelled row
         self.confusion: Counter[tuple[str, str]] | None = None  # (label, predicted) -> rows
-        self.delays = array("d")  # label delay (s) per labelled prediction
+        self.delays = Samples()  # label delay (s) per labelled prediction
 
 
 class Pred:
@@ -398,17 +446,17 @@ class QualityIndex:
         cell.labelled += sign
         delay = float(max(0, label.tf - pred.tp))
         if sign > 0:
-            cell.delays.append(delay)
+            cell.delays.add(delay)
         else:
-            cell.delays.remove(delay)
+            cell.delays.discard(delay)
         if (spec.task or REGRESSION) == REGRESSION:
             if cell.residuals is None:
-                cell.residuals = array("d")
+                cell.residuals = Samples()
             for p, y in zip(pred.values, labels, strict=True):
                 if sign > 0:
-                    cell.residuals.append(p - y)
+                    cell.residuals.add(p - y)
                 else:
-                    cell.residuals.remove(p - y)
+                    cell.residuals.discard(p - y)
         else:
             if cell.confusion is None:
                 cell.confusion = Counter()

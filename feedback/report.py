@@ -70,7 +70,7 @@ def variant_samples(index: QualityIndex, deployment_id: str, since: datetime, un
         errors += cell.errors
         latencies += sorted(seconds for _h, seconds in cell.latency)
         if cell.residuals is not None:
-            quality += sorted(abs(r) for r in cell.residuals)
+            quality += sorted(abs(r) for r in cell.residuals.values())
         if cell.confusion is not None:
             for (label, predicted), rows in sorted(cell.confusion.items()):
                 quality += [0.0 if label == predicted else 1.0] * rows
@@ -105,10 +105,10 @@ class _Sum:
         if cell.invalid:
             self.invalid.update(cell.invalid)
         if cell.residuals is not None:
-            self.residuals.extend(cell.residuals)
+            self.residuals.extend(cell.residuals.values())
         if cell.confusion:
             self.confusion.update(cell.confusion)
-        self.delays.extend(cell.delays)
+        self.delays.extend(cell.delays.values())
 
     def figures(self, task: str | None) -> dict[str, Any]:
         invalid = sum(self.invalid.values())

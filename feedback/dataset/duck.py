@@ -168,86 +168,108 @@ def _bounds(query: ExportQuery) -> str:
 
 def prepare(con: Any, sources: Sources, query: ExportQuery) -> list[str]:
     """Create the view ``export_rows`` (every column, the partition columns and ``hour``
-    included); returns the output columns in order, partition columns last."""
+    included); returns the output columns in order, partition columns last.
+
+    One record per Request-ID and deployment is kept (the earliest; and the latest feedback
+    per Request-ID), ordered on every column that can differ, so re-runs pick the same one.
+    The three readers and the joins are one statement: DuckDB runs them as one pipeline."""
     _register_functions(con, query)
     version = (f"AND model_version = {_literal(query.model_version)}"
                if query.model_version else "")
     con.execute(f"""
-        CREATE TEMP TABLE preds AS
-        SELECT request_id, model_name, model_version, deployment_id,
-               strptime(time, '{TIME_FORMAT}') AS time, {_prediction_sql(query)} AS pj
-        FROM (SELECT *, response_content AS content
-              FROM {_reader(sources.predictions, PREDICTIONS)}
-              WHERE starts_with(response_status, '2') AND deployment_id IS NOT NULL
-                AND request_id IS NOT NULL AND model_name = {_literal(query.model_name)}
-                {version} AND {_bounds(query)}
-              QUALIFY row_number() OVER (PARTITION BY request_id, deployment_id
-                                         ORDER BY time, response_content) = 1) AS p""")
-    con.execute(f"""
-        CREATE TEMP TABLE reqs AS
-        SELECT request_id, deployment_id,
-               coalesce(json_extract_string(request_content, '$.columns[*]'),
-                        json_extract_string(request_content, '$.dataframe_split.columns[*]'))
-                 AS cols,
-               coalesce(json_extract(request_content, '$.data[*]'),
-                        json_extract(request_content, '$.dataframe_split.data[*]')) AS data
-        FROM {_reader(sources.requests, REQUESTS)}
-        WHERE request_id IS NOT NULL AND {_bounds(query)}
-        QUALIFY row_number() OVER (PARTITION BY request_id, deployment_id ORDER BY time) = 1""")
-    con.execute(f"""
-        CREATE TEMP TABLE fb AS
-        SELECT request_id, CAST(json_extract(payload, '$.json') AS VARCHAR) AS feedback,
-               strptime(time, '{TIME_FORMAT}') AS feedback_time
-        FROM {_reader(sources.feedback, FEEDBACK)}
-        WHERE model_name = {_literal(query.model_name)} AND request_id IS NOT NULL
-        QUALIFY row_number() OVER (
-            PARTITION BY request_id
-            ORDER BY coalesce(time_us, epoch_us(strptime(time, '{TIME_FORMAT}'))) DESC,
-                     CAST(payload AS VARCHAR) DESC) = 1""")
-    con.execute(f"""
         CREATE TEMP TABLE joined AS
-        SELECT p.*, r.cols, r.data[x.row + 1] AS rowj, x.row, f.feedback, f.feedback_time,
-               mlgate_label(f.feedback, CAST(x.n AS BIGINT)) AS labels,
-               {_value_sql("(CASE WHEN json_type(p.pj) = 'ARRAY' THEN "
-                           "json_extract(p.pj, '$[' || x.row || ']') ELSE p.pj END)",
-                           query.task)} AS prediction
-        FROM (SELECT request_id, deployment_id, n, unnest(range(n)) AS row
-              FROM (SELECT request_id, deployment_id, CASE WHEN json_type(pj) = 'ARRAY'
-                           THEN CAST(json_array_length(pj) AS BIGINT) ELSE 1 END AS n
+        WITH preds AS (
+            SELECT request_id, deployment_id, model_name, model_version,
+                   strptime(time, '{TIME_FORMAT}') AS time,
+                   {_prediction_sql(query)} AS pj
+            FROM (SELECT request_id, deployment_id, model_name, model_version, time,
+                         response_content AS content
+                  FROM {_reader(sources.predictions, PREDICTIONS)}
+                  WHERE starts_with(response_status, '2') AND deployment_id IS NOT NULL
+                    AND request_id IS NOT NULL AND model_name = {_literal(query.model_name)}
+                    {version} AND {_bounds(query)}
+                  QUALIFY row_number() OVER (PARTITION BY request_id, deployment_id
+                                             ORDER BY time, response_content) = 1)),
+        reqs AS (
+            SELECT request_id, deployment_id,
+                   coalesce(json_extract_string(content, '$.columns[*]'),
+                            json_extract_string(content, '$.dataframe_split.columns[*]'))
+                     AS cols,
+                   coalesce(json_extract(content, '$.data[*]'),
+                            json_extract(content, '$.dataframe_split.data[*]')) AS data
+            FROM (SELECT request_id, deployment_id, request_content AS content
+                  FROM {_reader(sources.requests, REQUESTS)}
+                  WHERE request_id IS NOT NULL AND {_bounds(query)}
+                  QUALIFY row_number() OVER (PARTITION BY request_id, deployment_id
+                                             ORDER BY time) = 1)),
+        fb AS (
+            SELECT request_id, CAST(json_extract(payload, '$.json') AS VARCHAR) AS feedback,
+                   strptime(time, '{TIME_FORMAT}') AS feedback_time
+            FROM {_reader(sources.feedback, FEEDBACK)}
+            WHERE model_name = {_literal(query.model_name)} AND request_id IS NOT NULL
+            QUALIFY row_number() OVER (
+                PARTITION BY request_id
+                ORDER BY coalesce(time_us, epoch_us(strptime(time, '{TIME_FORMAT}'))) DESC,
+                         CAST(payload AS VARCHAR) DESC) = 1)
+        SELECT x.*, json_extract(r.data[x.row + 1], '$[*]') AS vals, r.cols, f.feedback,
+               f.feedback_time
+        FROM (SELECT request_id, deployment_id, model_name, model_version, time, n,
+                     unnest(range(n)) AS row, pj
+              FROM (SELECT *, CASE WHEN json_type(pj) = 'ARRAY'
+                                   THEN CAST(json_array_length(pj) AS BIGINT) ELSE 1 END AS n
                     FROM preds WHERE pj IS NOT NULL)) AS x
-        JOIN preds p USING (request_id, deployment_id)
         LEFT JOIN reqs r USING (request_id, deployment_id)
         LEFT JOIN fb f USING (request_id)""")
-    features = _features(con)
+    con.execute("""
+        CREATE TEMP TABLE labels AS
+        SELECT feedback, n, mlgate_label(feedback, n) AS labels
+        FROM (SELECT DISTINCT feedback, n FROM joined WHERE feedback IS NOT NULL)""")
+    features, uniform = _features(con)
     feature_sql = ", ".join(
-        f"{_feature_sql(name, kind)} AS {_ident(feature_column(name))}"
+        f"{_feature_sql(name, kind, uniform.get(name))} AS {_ident(feature_column(name))}"
         for name, kind in features)
-    labelled = "WHERE labels IS NOT NULL" if query.labelled_only else ""
+    labelled = "WHERE l.labels IS NOT NULL" if query.labelled_only else ""
+    prediction = _value_sql("(CASE WHEN json_type(pj) = 'ARRAY' THEN "
+                            "json_extract(pj, '$[' || row || ']') ELSE pj END)", query.task)
     con.execute(f"""
         CREATE TEMP VIEW export_rows AS
         SELECT request_id, row, deployment_id, time,
                {feature_sql + ',' if feature_sql else ''}
-               prediction, labels[row + 1] AS label, feedback_time, feedback,
-               model_name, model_version, year(time) AS year, month(time) AS month,
-               day(time) AS day, hour(time) AS hour
-        FROM joined {labelled}""")
+               {prediction} AS prediction, l.labels[row + 1] AS label, feedback_time,
+               j.feedback, model_name, model_version, year(time) AS year,
+               month(time) AS month, day(time) AS day, hour(time) AS hour
+        FROM joined j LEFT JOIN labels l USING (feedback, n) {labelled}""")
     return ["request_id", "row", "deployment_id", "time",
             *(feature_column(name) for name, _ in features), "prediction", "label",
             "feedback_time", "feedback", *PARTITION_COLUMNS]
 
 
-def _features(con: Any) -> list[tuple[str, str]]:
-    """Every feature name in the requests and the SQL type its values fit, in first-seen
-    order."""
+def _features(con: Any) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Every feature name in the requests and the SQL type its values fit (in the order of the
+    requests' columns), and, when every request names the same columns, each one's position
+    (so the rows are read by position, not looked up by name)."""
+    layouts = con.execute("SELECT DISTINCT cols FROM joined WHERE cols IS NOT NULL "
+                          "AND vals IS NOT NULL").fetchall()
+    if len(layouts) == 1:
+        names = list(layouts[0][0])
+        if len(set(names)) == len(names):
+            kinds = ", ".join(
+                f"list_distinct(list(json_type(vals[{i + 1}])) FILTER (WHERE vals[{i + 1}] "
+                f"IS NOT NULL AND json_type(vals[{i + 1}]) <> 'NULL'))"
+                for i in range(len(names)))
+            [found] = con.execute(f"SELECT {kinds} FROM joined WHERE vals IS NOT NULL"
+                                  ).fetchall() if names else [()]
+            return ([(name, _sql_type(found[i] or [])) for i, name in enumerate(names)],
+                    {name: i + 1 for i, name in enumerate(names)})
     rows = con.execute("""
         SELECT name, list_distinct(list(json_type(value)) FILTER (WHERE value IS NOT NULL
                                                                  AND json_type(value) <> 'NULL'))
-        FROM (SELECT unnest(cols) AS name, unnest(json_extract(rowj, '$[*]')) AS value,
+        FROM (SELECT unnest(cols) AS name, unnest(vals) AS value,
                      unnest(range(CAST(len(cols) AS BIGINT))) AS position
-              FROM joined WHERE cols IS NOT NULL AND rowj IS NOT NULL)
+              FROM joined WHERE cols IS NOT NULL AND vals IS NOT NULL)
         WHERE name IS NOT NULL
         GROUP BY name ORDER BY min(position), name""").fetchall()
-    return [(name, _sql_type(kinds or [])) for name, kinds in rows]
+    return [(name, _sql_type(kinds or [])) for name, kinds in rows], {}
 
 
 def _sql_type(kinds: Iterable[str]) -> str:
@@ -261,10 +283,10 @@ def _sql_type(kinds: Iterable[str]) -> str:
     return "VARCHAR"
 
 
-def _feature_sql(name: str, kind: str) -> str:
-    value = (f"json_extract(rowj, '$[' || (list_position(cols, {_literal(name)}) - 1) || ']')")
-    text = f"json_extract_string({value}, '$')"
+def _feature_sql(name: str, kind: str, position: int | None) -> str:
+    value = (f"vals[{position}]" if position is not None else
+             f"vals[list_position(cols, {_literal(name)})]")
     if kind == "VARCHAR":
-        return f"(CASE WHEN json_type({value}) = 'VARCHAR' THEN {text} ELSE CAST({value} AS " \
-               f"VARCHAR) END)"
-    return f"TRY_CAST({text} AS {kind})"
+        return (f"(CASE WHEN json_type({value}) = 'VARCHAR' THEN json_extract_string({value}, "
+                f"'$') ELSE CAST({value} AS VARCHAR) END)")
+    return f"TRY_CAST({value} AS {kind})"

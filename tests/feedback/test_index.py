@@ -291,3 +291,31 @@ def test_a_window_that_is_not_whole_minutes_is_refused():
     with pytest.raises(ValueError, match="whole number of minutes"):
         QualitySpec(window=90)
     assert at(60) > T0
+
+
+def test_samples_take_values_back_without_scanning_and_stay_a_multiset():
+    from feedback.index import Samples
+
+    samples = Samples()
+    for v in (1.0, 2.0, 2.0, 3.0, 4.0, 5.0):
+        samples.add(v)
+    samples.discard(2.0)
+    assert sorted(samples.values()) == [1.0, 2.0, 3.0, 4.0, 5.0] and len(samples) == 5
+    samples.add(2.0)  # put back
+    assert sorted(samples.values()) == [1.0, 2.0, 2.0, 3.0, 4.0, 5.0]
+    for v in (1.0, 2.0, 3.0, 4.0):  # more than half taken: compacted
+        samples.discard(v)
+    assert sorted(samples.values()) == [2.0, 5.0] and len(samples) == 2
+
+
+def test_corrections_in_a_busy_minute_keep_exact_figures():
+    idx = index()
+    for i in range(2_000):
+        idx.add_prediction(prediction(f"b{i}", 5.0, seconds=i % 60))
+        idx.add_feedback(feedback(f"b{i}", {"truthful": 6}), now=T0_EPOCH)
+    for n in range(1_500):  # corrections past the compaction point
+        fb = feedback(f"b{n}", {"truthful": 7})
+        fb["time_us"] += 1 + n
+        idx.add_feedback(fb, now=T0_EPOCH)
+    doc = bucket(figures(idx), 0)
+    assert doc["count"] == 2_000 and doc["mae"] == 1.75 and doc["bias"] == -1.75
