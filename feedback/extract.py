@@ -45,8 +45,10 @@ _INFERRED_PATHS = tuple(compile_path(p) for p in INFERRED_PREDICTIONS)
 
 
 def is_number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value)) or (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(value))
 
 
 def class_key(value: Any) -> str | None:

@@ -25,6 +25,7 @@ the same figures, as long as nothing was evicted or expired early.
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import heapq
 import zlib
@@ -149,12 +150,24 @@ class Pred:
 
 
 class Label:
-    __slots__ = ("order", "payload", "tf")
+    __slots__ = ("order", "payload", "read", "tf")
 
     def __init__(self, order: tuple[int, bytes], tf: int, payload: Any) -> None:
         self.order = order
         self.tf = tf
         self.payload = payload
+        self.read: dict[tuple[Any, ...], tuple[Any, str, str]] | None = None
+        """What :func:`read_label` answered, per spec and row count (asked again when the
+        label is taken back by a correction)."""
+
+    def values(self, rows: int, spec: QualitySpec) -> tuple[Any, str, str]:
+        key = (*spec.key, rows)
+        if self.read is None:
+            self.read = {}
+        found = self.read.get(key)
+        if found is None:
+            found = self.read[key] = read_label(self.payload, rows, spec)
+        return found
 
 
 class Slot:
@@ -190,12 +203,7 @@ class JoinStats:
         counts = self.delays.get(dep)
         if counts is None:
             counts = self.delays[dep] = [0.0] * (len(DELAY_BUCKETS) + 2)
-        for i, bound in enumerate(DELAY_BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[len(DELAY_BUCKETS)] += 1
+        counts[bisect.bisect_left(DELAY_BUCKETS, seconds)] += 1  # the first bound >= seconds
         counts[-1] += seconds
 
 
@@ -437,7 +445,7 @@ class QualityIndex:
         if pred.values is None:
             self._invalid(cell, pred.dep, PREDICTION_UNREADABLE, sign)
             return
-        labels, path, reason = read_label(label.payload, len(pred.values), spec)
+        labels, path, reason = label.values(len(pred.values), spec)
         if labels is None:
             self._invalid(cell, pred.dep, reason, sign)
             return
