@@ -100,17 +100,16 @@ def _spec_of(store: Store, model: str, deployment: str | None) -> Any:
 
 
 async def dataset(request: web.Request) -> web.StreamResponse:
-    try:
-        from feedback.dataset import DatasetError, export_file
-    except ImportError:
-        raise Unavailable("this mlgate cannot export data sets: install the dataset extra "
-                          "(pip install 'mlgate[dataset]')") from None
+    from feedback.dataset import DatasetError, MissingExtra, export_file
+
     query, fmt = export_query(request.query, request.app[STORE])
     source = request.app[SOURCE]
     with tempfile.TemporaryDirectory(prefix="mlgate-dataset-") as tmp:
         path = Path(tmp) / f"dataset.{fmt}"
         try:
             await export_file(source.backend, source.prefix, query, path, fmt)
+        except MissingExtra as exc:
+            raise Unavailable(f"this mlgate cannot export data sets: {exc}") from None
         except DatasetError as exc:
             raise ValidationError(DATASET_VALIDATION, [str(exc)]) from None
         response = web.StreamResponse(headers={

@@ -131,12 +131,8 @@ async def run_export(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    try:
-        from feedback.dataset import DatasetError
-    except ImportError:
-        print("mlgate: the data set export needs the dataset extra: "
-              "pip install 'mlgate[dataset]'", file=sys.stderr)
-        return 2
+    from feedback.dataset import DatasetError
+
     try:
         return asyncio.run(run_export(args))
     except (ConfigError, DatasetError, ValueError) as exc:

@@ -3,7 +3,7 @@
 the layout."""
 
 from .export import ExportResult, Target, export, export_file
-from .query import ENGINES, FORMATS, DatasetError, ExportQuery
+from .query import ENGINES, FORMATS, DatasetError, ExportQuery, MissingExtra
 
-__all__ = ["ENGINES", "FORMATS", "DatasetError", "ExportQuery", "ExportResult", "Target",
-           "export", "export_file"]
+__all__ = ["ENGINES", "FORMATS", "DatasetError", "ExportQuery", "ExportResult", "MissingExtra",
+           "Target", "export", "export_file"]

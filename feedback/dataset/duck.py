@@ -20,7 +20,7 @@ from typing import Any
 from ..extract import read_label
 from ..paths import MISSING, compile_path
 from ..spec import REGRESSION, QualitySpec
-from .query import PARTITION_COLUMNS, ExportQuery, feature_column
+from .query import PARTITION_COLUMNS, ExportQuery, MissingExtra, feature_column
 from .sources import Sources
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -39,9 +39,7 @@ def _connect(threads: int | None = None) -> Any:
     try:
         import duckdb
     except ImportError as exc:  # the dataset extra is not installed
-        from .query import DatasetError
-
-        raise DatasetError("the data set export needs DuckDB: pip install 'mlgate[dataset]'") \
+        raise MissingExtra("the data set export needs DuckDB: pip install 'mlgate[dataset]'") \
             from exc
     con = duckdb.connect(config={"threads": threads} if threads else {})
     con.execute("SET TimeZone = 'UTC'")

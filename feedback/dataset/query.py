@@ -40,7 +40,11 @@ HOUR = timedelta(hours=1)
 
 
 class DatasetError(ValueError):
-    """The export cannot run as asked (bad query, missing extra, unreadable output)."""
+    """The export cannot run as asked (bad query, unreadable output)."""
+
+
+class MissingExtra(DatasetError):
+    """DuckDB (the ``dataset`` extra) or pyspark (``spark``) is not installed."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 from ..spec import REGRESSION
 from . import rows
 from .duck import _sql_type
-from .query import PARTITION_COLUMNS, DatasetError, ExportQuery, feature_column
+from .query import PARTITION_COLUMNS, ExportQuery, MissingExtra, feature_column
 from .sources import Sources
 
 TIME_PATTERN = "yyyy-MM-dd HH:mm:ss Z"
@@ -29,7 +29,7 @@ def session() -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise DatasetError("--engine spark needs pyspark: pip install 'mlgate[spark]'") from exc
+        raise MissingExtra("--engine spark needs pyspark: pip install 'mlgate[spark]'") from exc
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     spark = (SparkSession.builder.appName("mlgate-dataset-export")
