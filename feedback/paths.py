@@ -26,7 +26,8 @@ class PathError(ValueError):
     """Not a JSONPath expression."""
 
 
-def _simple_steps(text: str) -> tuple[str | int, ...] | None:
+def simple_steps(text: str) -> tuple[str | int, ...] | None:
+    """The keys and indexes of a simple path (``$.a[0]['b c']``), or None for any other."""
     if not text.startswith("$"):
         return None
     steps: list[str | int] = []
@@ -52,7 +53,7 @@ class JsonPath:
     _compiled: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        steps = _simple_steps(self.text)
+        steps = simple_steps(self.text)
         object.__setattr__(self, "_steps", steps)
         compiled = None
         if steps is None:

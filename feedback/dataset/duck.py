@@ -12,13 +12,12 @@ a label is.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..extract import read_label
-from ..paths import MISSING, compile_path
+from ..paths import MISSING, compile_path, simple_steps
 from ..spec import REGRESSION, QualitySpec
 from .query import PARTITION_COLUMNS, ExportQuery, MissingExtra, feature_column
 from .sources import Sources
@@ -64,26 +63,13 @@ def _reader(files: list[Path], columns: dict[str, str]) -> str:
             "ignore_errors=true, hive_partitioning=false)")
 
 
-_SIMPLE = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[(?:'([^']*)'|"([^"]*)")\]""")
-
-
 def duckdb_path(text: str) -> str | None:
     """A JSONPath as DuckDB's JSON functions read it, for simple paths (None otherwise)."""
-    if not text.startswith("$"):
+    steps = simple_steps(text)
+    if steps is None:
         return None
-    out, at = "$", 1
-    while at < len(text):
-        m = _SIMPLE.match(text, at)
-        if m is None:
-            return None
-        name, index, q1, q2 = m.groups()
-        if index is not None:
-            out += f"[{index}]"
-        else:
-            key = name if name is not None else (q1 if q1 is not None else q2)
-            out += '."' + key.replace('"', '\\"') + '"'
-        at = m.end()
-    return out
+    return "$" + "".join(f"[{step}]" if isinstance(step, int)
+                         else '."' + step.replace('"', '\\"') + '"' for step in steps)
 
 
 def _prediction_sql(query: ExportQuery) -> str:

@@ -12,10 +12,9 @@ per record, with the same meaning as the DuckDB engine's SQL (``feedback.dataset
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-from ..extract import is_number, read_label
+from ..extract import class_key, is_number, read_label
 from ..paths import MISSING, compile_path
 from ..spec import REGRESSION, QualitySpec
 
@@ -40,24 +39,23 @@ def _value(value: Any, task: str) -> Any:
         value = value[0]
     if task == REGRESSION:
         return float(value) if is_number(value) else None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return None
+    return class_key(value)
+
+
+def _load(content: str | None) -> Any:
+    """The JSON document of a logged body, or MISSING."""
+    if not content:
+        return MISSING
+    try:
+        return json.loads(content)
+    except ValueError:
+        return MISSING
 
 
 def prediction_rows(content: str | None, prediction: str | None, task: str) -> list[Any] | None:
     """The typed prediction per input row, or None when the answer holds no prediction."""
-    if not content:
-        return None
-    try:
-        doc = json.loads(content)
-    except ValueError:
+    doc = _load(content)
+    if doc is MISSING:
         return None
     if prediction is None:
         found = doc.get("prediction", MISSING) if isinstance(doc, dict) else MISSING
@@ -73,12 +71,7 @@ def prediction_rows(content: str | None, prediction: str | None, task: str) -> l
 
 
 def _features(content: str | None) -> tuple[list[str], list[Any]] | None:
-    if not content:
-        return None
-    try:
-        doc = json.loads(content)
-    except ValueError:
-        return None
+    doc = _load(content)
     if not isinstance(doc, dict):
         return None
     split = doc.get("dataframe_split") if isinstance(doc.get("dataframe_split"), dict) else {}

@@ -8,17 +8,7 @@
   var SPANS = { "1h": ["1h", "1m"], "24h": ["24h", "15m"], "7d": ["7d", "1h"] };
   var COLORS = ["#2a6db0", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085"];
   var plots = {};
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) {
-      node.className = className;
-    }
-    if (text !== undefined && text !== null) {
-      node.textContent = text;
-    }
-    return node;
-  }
+  var el = window.mlgateStatus.el;  // status.js, loaded first
 
   function span() {
     return SPANS[document.getElementById("quality-span").value] || SPANS["1h"];
