@@ -243,7 +243,7 @@ class Joiner:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("rebuilding the quality figures failed; the next spec change retries")
+            log.exception("rebuilding the quality figures failed; retrying at the next poll")
             self._targets = [t for t in self._targets if t is not target]
             self.rebuilding = False
             return

@@ -188,7 +188,9 @@ def test_swagger_ui_and_openapi_document_are_served_locally(stack):
         doc = client.get("/swagger/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {DEPLOYMENTS, f"{DEPLOYMENTS}/{{id}}",
-                                 f"{DEPLOYMENTS}/{{id}}/default-route", ROUTES, f"{ROUTES}/{{id}}"}
+                                 f"{DEPLOYMENTS}/{{id}}/default-route", ROUTES, f"{ROUTES}/{{id}}",
+                                 f"{DEPLOYMENTS}/{{id}}/quality", f"{ROUTES}/{{id}}/quality",
+                                 "/api/v1/dataset"}
     refs = {ref.rsplit("/", 1)[1] for ref in _refs(doc)}
     assert refs <= set(doc["components"]["schemas"])
 
