@@ -50,14 +50,13 @@ def duckdb_engine(sources: Sources, query: ExportQuery, staging: Path, fmt: str)
     con = duck._connect()
     try:
         columns = duck.prepare(con, sources, query)
-        rows = con.execute("SELECT count(*) FROM export_rows").fetchall()[0][0]
-        if rows:
-            selected = ", ".join(duck._ident(c) for c in columns)
-            con.execute(f"""COPY (SELECT {selected}, hour FROM export_rows)
-                            TO {duck._literal(str(staging))}
-                            (FORMAT {'PARQUET' if fmt == 'parquet' else 'JSON'},
-                             PARTITION_BY (model_name, model_version, year, month, day, hour),
-                             OVERWRITE_OR_IGNORE true)""")
+        selected = ", ".join(duck._ident(c) for c in columns)
+        [(rows,)] = con.execute(f"""COPY (SELECT {selected}, hour FROM export_rows)
+                                    TO {duck._literal(str(staging))}
+                                    (FORMAT {'PARQUET' if fmt == 'parquet' else 'JSON'},
+                                     PARTITION_BY (model_name, model_version, year, month,
+                                                   day, hour),
+                                     OVERWRITE_OR_IGNORE true)""").fetchall()
         return rows
     finally:
         con.close()
@@ -74,7 +73,7 @@ def _engine(name: str) -> Engine:
 def _combine(parts: list[Path], fmt: str, dest: Path) -> None:
     """One file of the hour from what the engine wrote for it (usually one file already)."""
     if len(parts) == 1:
-        shutil.copyfile(parts[0], dest)
+        shutil.move(parts[0], dest)
         return
     if fmt == "jsonl":
         with open(dest, "wb") as out:
@@ -161,9 +160,10 @@ def _single(sources: Sources, query: ExportQuery, path: Path, fmt: str) -> int:
         columns = duck.prepare(con, sources, query)
         keep = [c for c in columns if c not in ("year", "month", "day")]
         selected = ", ".join(duck._ident(c) for c in keep)
-        con.execute(f"""COPY (SELECT {selected} FROM export_rows ORDER BY time, request_id, row)
-                        TO {duck._literal(str(path))}
-                        (FORMAT {'PARQUET' if fmt == 'parquet' else 'JSON'})""")
-        return con.execute("SELECT count(*) FROM export_rows").fetchall()[0][0]
+        [(rows,)] = con.execute(
+            f"""COPY (SELECT {selected} FROM export_rows ORDER BY time, request_id, row)
+                TO {duck._literal(str(path))}
+                (FORMAT {'PARQUET' if fmt == 'parquet' else 'JSON'})""").fetchall()
+        return rows
     finally:
         con.close()
