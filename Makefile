@@ -41,8 +41,9 @@ odahu-cli: $(ODAHU_VENV)/.installed
 # the images install its subsets (gateway, predictor, triton); dev.lock adds the test tools.
 LOCK = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet $(LOCK_ARGS)
 lock: install
-	$(LOCK) --extra predictor --extra triton --extra k8s --extra sdk --extra parquet -o requirements/runtime.lock
-	$(LOCK) --extra k8s -c requirements/runtime.lock -o requirements/gateway.lock
+	$(LOCK) --extra predictor --extra triton --extra k8s --extra sdk --extra parquet \
+	  --extra dataset --extra spark -o requirements/runtime.lock
+	$(LOCK) --extra k8s --extra dataset -c requirements/runtime.lock -o requirements/gateway.lock
 	$(LOCK) --extra predictor -c requirements/runtime.lock -o requirements/predictor.lock
 	$(LOCK) --extra triton -c requirements/runtime.lock -o requirements/triton.lock
 	$(LOCK) --extra dev -c requirements/runtime.lock -o requirements/dev.lock
@@ -55,8 +56,12 @@ run: demo-models
 	$(BIN)/python -m deploy.serve.demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # Debian packages the monitoring and browser tests run for real, installed when missing:
-# Prometheus (+ promtool) scrapes a running stack; Chromium opens the pages.
+# Prometheus (+ promtool) scrapes a running stack; Chromium opens the pages; Java runs Spark
+# (the data set export's --engine spark).
 test-tools:
+	@command -v java >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends default-jre-headless >/dev/null; }
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }

@@ -26,6 +26,10 @@ Scenarios (``--only`` picks some):
 * ``memory`` — gateway RSS after ``--memory-requests`` requests vs. after warm-up.
 * ``batch`` — rows/s of an inference job over CSV objects through mlgate vs. the wine
   model's ``pyfunc.predict`` in this process on the same rows (``bench/batch.py``).
+* ``joiner`` — durable feedback/s with the live join on vs. off, and bytes per pending
+  prediction; ``export`` — the data set export vs. a hand-written DuckDB join
+  (``bench/quality.py``). Just these two, quickly: ``BENCH_ARGS="--only joiner,export
+  --runs 1 --duration 3 --export-predictions 200000" make bench``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ BENCH = ROOT / "bench"
 PY = sys.executable
 sys.path.insert(0, str(ROOT))
 from tests.conftest import SEED_COLUMNS, SEED_ROW  # noqa: E402
+
+sys.path.insert(0, str(BENCH))
+import quality as quality_bench  # noqa: E402  (bench/quality.py)
 
 WINE = ROOT / "examples" / "wine" / "models" / "wine-v1"
 INVOKE_BODY = json.dumps({"columns": SEED_COLUMNS, "data": [SEED_ROW]})
@@ -278,8 +285,10 @@ class Stack:
         self.services.clear()
 
 
-def start_mlgate(data_dir: Path, upstream: str, workers: int) -> tuple[Service, str, str]:
-    """``mlgate up`` (replicas = the fixed upstream) with the defaults a user gets."""
+def start_mlgate(data_dir: Path, upstream: str, workers: int,
+                 env: dict[str, str] | None = None) -> tuple[Service, str, str]:
+    """``mlgate up`` (replicas = the fixed upstream) with the defaults a user gets (``env``:
+    ``MLGATE_*`` changes to them)."""
     from deploy.config import load_settings
     from deploy.keys import mint_token
 
@@ -290,7 +299,7 @@ def start_mlgate(data_dir: Path, upstream: str, workers: int) -> tuple[Service, 
            "--port", "0", "--data-dir", str(data_dir), "-f", str(manifest)]
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    service = Service("mlgate", cmd, data_dir.parent / "mlgate.log",
+    service = Service("mlgate", cmd, data_dir.parent / f"{data_dir.name}.log", env=env,
                       ready_line="mlgate ready on ").start()
     url = service.line.removeprefix("mlgate ready on ")
     settings = load_settings(None, env={}, overrides={"data_dir": str(data_dir)})
@@ -625,6 +634,7 @@ def markdown(results: dict[str, Any]) -> str:
         f = s["feedback"]
         rows.append(f"| durable feedback (records/s) | | {fmt(f['records_per_s'])} | | "
                     f">= {f['target']:g} | {'yes' if f['met'] else 'no'} |")
+    rows += quality_bench.markdown_rows(s)
     if "memory" in s:
         m = s["memory"]
         rows.append(f"| gateway RSS (MB) | after {m['warmup_requests']} requests: "
@@ -723,7 +733,8 @@ def temporary_dir(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-SCENARIOS = ("throughput", "latency", "predictor", "feedback", "memory", "batch")
+SCENARIOS = ("throughput", "latency", "predictor", "feedback", "memory", "batch", "joiner",
+             "export")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -738,6 +749,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--memory-warmup", type=int, default=50_000)
     parser.add_argument("--batch-rows", type=int, default=400_000)
+    parser.add_argument("--joiner-predictions", type=int, default=20_000,
+                        help="predictions the joiner benchmark's feedback refers to")
+    parser.add_argument("--export-predictions", type=int, default=1_000_000)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--out", default=str(BENCH), help="where results.* are written")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -788,6 +802,11 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "batch").mkdir()
             results["scenarios"]["batch"] = scenario_batch(
                 args.runs, args.batch_rows, 2, 4, 1000, 1, tmp / "batch")
+        if "joiner" in only:
+            results["scenarios"]["joiner"] = quality_bench.scenario_joiner(
+                args, tmp, sys.modules[__name__])
+        if "export" in only:
+            results["scenarios"]["export"] = quality_bench.scenario_export(args, tmp, log)
     results["environment"]["load_after"] = load_average()
     results["environment"]["seconds"] = round(time.monotonic() - started, 1)
     out = Path(args.out)

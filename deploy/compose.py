@@ -13,11 +13,12 @@ from types import EllipsisType
 from aiohttp import web
 
 import feedback
-from deploy.api import BatchConfig, RecordSource, add_management_api
+from deploy.api import BatchConfig, DatasetSource, RecordSource, add_management_api
 from deploy.batch.locations import Endpoints
 from deploy.batch.metrics import JobMetrics
 from deploy.batch.scheduling import JobRuntime
 from deploy.config import Settings
+from deploy.control.quality import deployment_infos
 from deploy.control.reconciler import Reconciler
 from deploy.control.runtime import Runtime
 from deploy.control.store import Store
@@ -39,7 +40,16 @@ from gateway import (
     create_sidecar_app,
     set_error_format,
 )
-from storage import DEFAULT_REDACTED_HEADERS, Backend, RecordWriter, WriterConfig, make_backend
+from storage import (
+    DEFAULT_REDACTED_HEADERS,
+    FEEDBACK,
+    RESPONSE_BODY,
+    Backend,
+    RecordWriter,
+    Tap,
+    WriterConfig,
+    make_backend,
+)
 
 __all__ = [
     "build_app",
@@ -48,6 +58,7 @@ __all__ = [
     "build_batch_config",
     "build_gateway_config",
     "build_job_supervisor",
+    "build_joiner",
     "build_limits",
     "build_reconciler",
     "build_runtime",
@@ -69,19 +80,36 @@ def build_backend(settings: Settings) -> Backend:
                         endpoint_url=s.endpoint_url, region=s.region, timeout=s.timeout)
 
 
-def build_writer(settings: Settings, spool_dir: Path | None = None) -> RecordWriter:
+def build_writer(settings: Settings, spool_dir: Path | None = None,
+                 tap: Tap | None = None) -> RecordWriter:
     """The spooling writer: segments under ``<data_dir>/spool`` (or ``spool_dir``), uploaded
-    to the backend. With ``workers: N`` each process gets 1/N of ``spool.max_bytes``."""
+    to the backend. With ``workers: N`` each process gets 1/N of ``spool.max_bytes``.
+    ``tap``: the live join's, which sees predictions and feedback as they are spooled."""
     s = settings.storage
     redacted = DEFAULT_REDACTED_HEADERS | {h.lower() for h in s.redact_headers}
     return RecordWriter(build_backend(settings), spool_dir or settings.data_path / "spool",
-                        WriterConfig(
+                        tap=tap, tap_kinds=(RESPONSE_BODY, FEEDBACK), config=WriterConfig(
         prefix=s.prefix, flush_records=s.flush_records, flush_bytes=s.flush_bytes,
         flush_interval=s.flush_interval, max_pending_records=s.max_pending_records,
         spool_max_bytes=max(1, s.spool.max_bytes // settings.workers),
         feedback_reserve=s.spool.feedback_reserve,
         upload_concurrency=s.spool.upload_concurrency, retry_cap=s.spool.retry_max_delay,
         shutdown_timeout=s.spool.shutdown_timeout, redacted_headers=frozenset(redacted)))
+
+
+def build_joiner(settings: Settings, store: Store) -> feedback.Joiner | None:
+    """The live join of feedback to predictions (``quality:``), reading the deployments'
+    ``spec.quality`` from ``store``; None when ``quality.enabled`` is false."""
+    q = settings.quality
+    if not q.enabled:
+        return None
+    limits = feedback.JoinLimits(
+        max_pending=q.max_pending, max_waiting=q.max_waiting, feedback_wait=int(q.feedback_wait),
+        grace=int(5 + 3 * q.poll_interval + 2 * settings.storage.flush_interval),
+        horizon=int(q.horizon), latency_samples=q.latency_samples)
+    return feedback.Joiner(build_backend(settings), settings.storage.prefix,
+                           lambda: deployment_infos(store.list_deployments()),
+                           feedback.JoinerConfig(limits, q.poll_interval, q.rescan_interval))
 
 
 def build_limits(settings: Settings) -> Limits:
@@ -108,9 +136,11 @@ def build_gateway_config(settings: Settings,
 def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
               auth: AuthConfig | EllipsisType | None = ...,
               store: Store | None = None,
-              forward_to: Replica | None = None) -> web.Application:
+              forward_to: Replica | None = None,
+              joiner: feedback.Joiner | None = None) -> web.Application:
     """The edge's app: gateway, feedback, the OpenAPI document, and (with ``store``) the
-    management API. ``forward_to``: a worker's primary, which answers the rest."""
+    management API, with the live quality figures of ``joiner``. ``forward_to``: a worker's
+    primary, which answers the rest."""
     app = create_app(build_gateway_config(settings, auth), table, writer.offer, forward_to)
     app[OBSERVER].attach(writer_stats=writer.stats)
     feedback.add_routes(app, writer)
@@ -119,7 +149,10 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())
     if store is not None:
         add_management_api(app, store, settings.api.edge_url, build_batch_config(settings),
-                           RecordSource(writer.backend, settings.storage.prefix))
+                           RecordSource(writer.backend, settings.storage.prefix), joiner,
+                           DatasetSource(build_backend(settings), settings.storage.prefix))
+        if joiner is not None:
+            app[OBSERVER].attach(collector=feedback.QualityCollector(joiner))
     return app
 
 

@@ -186,6 +186,38 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """``quality:``: the live join of feedback to predictions, in the process that serves the
+    management API (``mlgate up``; its gateway workers only write records)."""
+
+    enabled: bool = True
+    horizon: float = 7 * 86400.0
+    """Seconds of prediction time kept: figures, and predictions still waiting for a label;
+    rebuilt from storage at start."""
+    max_pending: int = 1_000_000
+    """Predictions kept for their label; beyond, the oldest is evicted (counted)."""
+    max_waiting: int = 100_000
+    """Feedback waiting for its prediction (a client-chosen Request-ID sent first) ..."""
+    feedback_wait: float = 600.0
+    """... for at most this many seconds; then it is counted as unmatched."""
+    poll_interval: float = 2.0
+    """Seconds between looks at the bucket for records other processes wrote."""
+    rescan_interval: float = 300.0
+    """Seconds between full listings of the last day (late uploads)."""
+    latency_samples: int = 256
+    """Latency samples kept per deployment, route and minute (for canary analysis)."""
+
+    def __post_init__(self) -> None:
+        if self.horizon < 60 or self.feedback_wait < 0:
+            raise ConfigError("quality.horizon must be >= 60 and quality.feedback_wait >= 0")
+        if min(self.max_pending, self.max_waiting, self.latency_samples) < 1:
+            raise ConfigError("quality.max_pending, quality.max_waiting and "
+                              "quality.latency_samples must be >= 1")
+        if self.poll_interval <= 0 or self.rescan_interval <= 0:
+            raise ConfigError("quality.poll_interval and quality.rescan_interval must be > 0")
+
+
+@dataclass(frozen=True)
 class KubernetesSettings:
     """``runtime: kubernetes``: where and how the controller creates the backing objects.
 
@@ -297,6 +329,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     def __post_init__(self) -> None:
         if self.runtime not in ("local", "kubernetes"):

@@ -1,4 +1,5 @@
-"""The feedback endpoints: ground truth stored beside the logged prediction."""
+"""The feedback loop: the feedback endpoints, the live join of labels to predictions, quality
+figures, and training data sets (``feedback.dataset``, the ``dataset`` extra)."""
 
 from aiohttp import web
 
@@ -13,7 +14,21 @@ from .handlers import (
     sdk_error_body,
     seed_error_body,
 )
+from .index import ANY_ROUTE, MIRROR_PREFIX, JoinLimits, QualityIndex
+from .joiner import DeploymentInfo, Joiner, JoinerConfig
+from .metrics import QualityCollector
 from .openapi import openapi_paths, openapi_schemas
+from .paths import PathError, compile_path
+from .report import (
+    NOT_CONFIGURED,
+    ReportError,
+    VariantSamples,
+    deployment_document,
+    describe,
+    iso,
+    variant_samples,
+)
+from .spec import CELL_SECONDS, FIELDS, TASKS, QualitySpec, window_text
 
 
 def add_routes(app: web.Application, writer: DurableWriter) -> None:
@@ -25,14 +40,36 @@ def add_routes(app: web.Application, writer: DurableWriter) -> None:
 
 
 __all__ = [
+    "ANY_ROUTE",
+    "CELL_SECONDS",
+    "FIELDS",
+    "MIRROR_PREFIX",
+    "NOT_CONFIGURED",
     "SDK_PATH",
     "SEED_PATH",
+    "TASKS",
+    "DeploymentInfo",
     "DurableWriter",
     "FeedbackError",
+    "JoinLimits",
+    "Joiner",
+    "JoinerConfig",
+    "PathError",
+    "QualityCollector",
+    "QualityIndex",
+    "QualitySpec",
+    "ReportError",
+    "VariantSamples",
     "add_routes",
+    "compile_path",
+    "deployment_document",
+    "describe",
+    "iso",
     "openapi_paths",
     "openapi_schemas",
     "parse_feedback",
     "sdk_error_body",
     "seed_error_body",
+    "variant_samples",
+    "window_text",
 ]

@@ -197,6 +197,8 @@ class StateCollector(Collector):
         """The other gateway processes' reports (``mlgate up --workers``), when any."""
         self.mirror_stats: Any | None = None
         """``gateway.mirror.MirrorStats``: copies sent to ModelRoutes' mirrors."""
+        self.extra: list[Collector] = []
+        """Other packages' state metrics (the feedback loop's), read on the loop like these."""
 
     def describe(self) -> Iterable[Any]:
         return ()  # the families depend on what is attached; registered without a check
@@ -223,6 +225,8 @@ class StateCollector(Collector):
             for result, count in self.mirror_stats.as_dict().items():
                 copies.add_metric([result], count)
             yield copies
+        for collector in self.extra:
+            yield from collector.collect()
 
     def _deployments(self, entries: list[Deployment]) -> Iterable[Any]:
         states = list(self.view()) if self.view is not None else table_view(entries)

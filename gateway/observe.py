@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from prometheus_client.registry import Collector
 
 from storage import WriterStats
 
@@ -62,9 +63,13 @@ class Observer:
         self._reported_until = int(time.time()) - 1
 
     def attach(self, view: ControlPlaneView | None = None,
-               writer_stats: WriterStats | None = None, mirror_stats: object = None) -> None:
+               writer_stats: WriterStats | None = None, mirror_stats: object = None,
+               collector: Collector | None = None) -> None:
         """What the control plane knows (states, replicas, their CPU and memory), the
-        storage writer's and the mirror's counters; read when scraped or asked for."""
+        storage writer's and the mirror's counters, another package's metrics
+        (``collector``, a prometheus-client collector); read when scraped or asked for."""
+        if collector is not None:
+            self.metrics.state.extra.append(collector)
         if view is not None:
             self.metrics.state.view = view
         if writer_stats is not None:

@@ -1,6 +1,9 @@
 """The terminal filter: ``/model/<id>/...`` to a replica, answer, hand the exchange to logging.
 
 Header handling is pure and lives in ``headers.py``; this module only orchestrates.
+An answer the gateway gives itself once the deployment is known (503 no replica, 502
+the replica failed, 504 it timed out) is logged too, with its JSON body, so the
+records count every request a deployment was asked to serve and every 5xx among them.
 """
 
 from __future__ import annotations
@@ -9,12 +12,20 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from storage import Exchange
 
-from .errors import NotFound, ServiceUnavailable, UpstreamConnectError, UpstreamError
+from .errors import (
+    GatewayError,
+    NotFound,
+    ServiceUnavailable,
+    UpstreamConnectError,
+    UpstreamError,
+    default_error_body,
+)
 from .headers import (
     decoded_request_encoding,
     response_headers,
@@ -136,8 +147,12 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
-        up, upstream_ms = await forward(pool, dep, request.method, path_qs, out, body, outlier,
-                                        request)
+        try:
+            up, upstream_ms = await forward(pool, dep, request.method, path_qs, out, body,
+                                            outlier, request)
+        except GatewayError as exc:
+            sink(failed_exchange(request, dep, path_qs, body, exc))
+            raise
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
         sink(exchange_of(request, dep, path_qs, body, up, headers))
@@ -157,14 +172,28 @@ def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes
         extra = {**(extra or {}), "request_content_decoded": decoded}
     return make_exchange(request[REQUEST_ID_KEY], dep, request.method, request.raw_path,
                          path_qs, request.host, request.scheme, request.headers.items(), body,
-                         up.status, headers.items(), up.body, extra, route_id)
+                         up.status, headers.items(), up.body, extra, route_id,
+                         request.get(UPSTREAM_SECONDS))
+
+
+def failed_exchange(request: web.Request, dep: Deployment, path_qs: str, body: bytes,
+                    exc: GatewayError, extra: dict[str, object] | None = None,
+                    route_id: str | None = None) -> Exchange:
+    """The record of a call the gateway answered itself after choosing ``dep`` (its 502,
+    503 or 504, with the JSON reason the caller gets)."""
+    headers = CIMultiDict({"content-type": "application/json", **exc.headers,
+                           "request-id": request[REQUEST_ID_KEY]})
+    error = UpstreamResponse(exc.status, headers,
+                             orjson.dumps(default_error_body(exc.status, exc.message, exc.kind)))
+    return exchange_of(request, dep, path_qs, body, error, headers, extra, route_id)
 
 
 def make_exchange(request_id: str, dep: Deployment, method: str, uri: str, path_qs: str,
                   host: str, scheme: str, request_headers: Iterable[tuple[str, str]],
                   body: bytes, status: int, response_headers: Iterable[tuple[str, str]],
                   response_body: bytes, extra: dict[str, object] | None = None,
-                  route_id: str | None = None) -> Exchange:
+                  route_id: str | None = None,
+                  upstream_seconds: float | None = None) -> Exchange:
     """The one place an :class:`Exchange` is built from a deployment's answer (also for the
     copies of :mod:`gateway.mirror`): the model's name and version come from ``dep``."""
     return Exchange(
@@ -173,4 +202,5 @@ def make_exchange(request_id: str, dep: Deployment, method: str, uri: str, path_
         request_headers=request_headers, request_body=body, status=status,
         response_headers=response_headers, response_body=response_body,
         when=datetime.now(UTC), extra=extra, deployment_id=dep.id, route_id=route_id,
+        upstream_seconds=upstream_seconds,
     )

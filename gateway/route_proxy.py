@@ -23,11 +23,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .auth.filters import PRINCIPAL_KEY, ROUTE_ID_KEY
-from .errors import Handler, NotFound, ServiceUnavailable, UpstreamConnectError
+from .errors import GatewayError, Handler, NotFound, ServiceUnavailable, UpstreamConnectError
 from .headers import response_headers, upstream_headers, upstream_path
 from .mirror import Mirror, MirrorCopy
 from .outlier import OutlierPolicy
-from .proxy import DEFAULT_OUTLIER, RecordSink, exchange_of, forward
+from .proxy import DEFAULT_OUTLIER, RecordSink, exchange_of, failed_exchange, forward
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable
 from .sticky import sticky_value
@@ -76,6 +76,10 @@ def _choose(request: web.Request, route: TrafficRoute, usable: list[str],
         key=key, draw=draw(), usable=usable)
 
 
+def _extra(route: TrafficRoute, dep: Deployment, choice: Choice) -> dict[str, object]:
+    return {"route": route.id, "target": dep.id, "assignment": choice.assignment}
+
+
 def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, mirror: Mirror,
                        outlier: OutlierPolicy = DEFAULT_OUTLIER,
                        draw: Callable[[], float] = random.random,
@@ -93,14 +97,24 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                 up, upstream_ms = await forward(pool, dep, method, path_qs, out, body, outlier,
                                                 request)
                 return dep, choice, up, upstream_ms
-            except (UpstreamConnectError, ServiceUnavailable):
-                if choice.assignment == OVERRIDE:
-                    raise
-                tried.append(choice.target)
-                other = failover_target(route, tried, usable, draw())
+            except (UpstreamConnectError, ServiceUnavailable) as exc:
+                other = None
+                if choice.assignment != OVERRIDE:
+                    tried.append(choice.target)
+                    other = failover_target(route, tried, usable, draw())
                 if other is None:
+                    _log_failure(request, dep, route, choice, path_qs, body, exc)
                     raise
                 choice = Choice(other, FAILOVER)
+            except GatewayError as exc:
+                _log_failure(request, dep, route, choice, path_qs, body, exc)
+                raise
+
+    def _log_failure(request: web.Request, dep: Deployment | None, route: TrafficRoute,
+                     choice: Choice, path_qs: str, body: bytes, exc: GatewayError) -> None:
+        if dep is not None:
+            sink(failed_exchange(request, dep, path_qs, body, exc, _extra(route, dep, choice),
+                                 route.id))
 
     async def route_proxy(request: web.Request) -> web.Response:
         route = request.get(MATCHED_ROUTE_KEY) or table.match(request.raw_path)
@@ -121,9 +135,8 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                                    upstream_ms)
         headers[ROUTE_HEADER] = route.id
         headers[TARGET_HEADER] = dep.id
-        sink(exchange_of(request, dep, path_qs, body, up, headers,
-                         {"route": route.id, "target": dep.id,
-                          "assignment": choice.assignment}, route.id))
+        sink(exchange_of(request, dep, path_qs, body, up, headers, _extra(route, dep, choice),
+                         route.id))
         if route.mirror and route.mirror != dep.id and should_mirror(route.mirror_percent,
                                                                      draw()):
             mirror.copy(MirrorCopy(

@@ -27,7 +27,7 @@ from .errors import (
     Unavailable,
     WaitTimeout,
 )
-from .objects import Deployment, Job, Route, Table
+from .objects import Deployment, Job, Quality, Route, Table
 
 __all__ = [
     "ApiError",
@@ -45,6 +45,7 @@ __all__ = [
     "Jobs",
     "MlgateError",
     "NotFound",
+    "Quality",
     "Route",
     "Routes",
     "ServerError",

@@ -16,7 +16,7 @@ import orjson
 from . import frames
 from ._steps import Call, Op, Progress, Sleep
 from .errors import DeploymentFailed, NotFound, WaitTimeout
-from .objects import Deployment, Job, Route, Table, job_figures
+from .objects import Deployment, Job, Quality, Route, Table, job_figures
 from .v2 import TRITON_PREDICTOR, InvokeRequestError, build_invoke_request, is_v2_body
 
 API = "/api/v1"
@@ -423,3 +423,26 @@ def records(kind: str, model: str | None, version: str | None, since: str | None
     resp = yield Call("GET", f"{API}/records", params=params)
     return [orjson.loads(line) for line in resp.content.splitlines() if line.strip()]
 
+
+
+# -- quality and data sets -------------------------------------------------------------------
+
+
+def quality(target_id: str, route: bool, since: str | None, until: str | None,
+            window: str | None) -> Op[Quality]:
+    kind = "route" if route else "deployment"
+    params = {k: v for k, v in (("since", since), ("until", until), ("window", window)) if v}
+    resp = yield Call("GET", f"{API}/model/{kind}/{target_id}/quality", params=params)
+    return Quality(resp.json())
+
+
+def dataset(model: str, version: str | None, deployment: str | None, since: str | None,
+            until: str | None, labelled_only: bool, extra: Mapping[str, str | None],
+            fmt: str) -> Op[bytes]:
+    """The data set as one Parquet (or JSON Lines) file's bytes."""
+    params: dict[str, str] = {"model": model, "format": fmt,
+                              "labelled_only": "true" if labelled_only else "false"}
+    params.update({k: v for k, v in (("version", version), ("deployment", deployment),
+                                     ("since", since), ("until", until), *extra.items()) if v})
+    resp = yield Call("GET", f"{API}/dataset", params=params)
+    return resp.content

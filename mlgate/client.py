@@ -18,7 +18,7 @@ import httpx
 from . import _ops, frames
 from ._drive import run_async, run_sync
 from ._steps import Op, RetryPolicy
-from .objects import Deployment, Job, Route, Table
+from .objects import Deployment, Job, Quality, Route, Table
 from .progress import SinkFactory, default_progress
 
 DEFAULT_URL = "http://127.0.0.1:5080"
@@ -149,6 +149,32 @@ class BaseClient(Generic[H]):
         the bucket yet."""
         op = _ops.records(kind, model, version, since, until, limit)
         return self._run(_map(op, frames.records_frame))
+
+    def quality(self, target: str, *, route: bool = False, since: str | None = None,
+                until: str | None = None, window: str | None = None) -> Quality:
+        """Live model quality of deployment ``target`` (or of each target of route ``target``
+        with ``route=True``): labels credited to the bucket of their prediction.
+
+        ``since``/``until``: UTC times (``2026-12-05T10:00``) or durations back from now
+        (``6h``); ``window``: the bucket width (``1m``, ``15m``, ``1h``; default the
+        deployment's ``spec.quality.window``). The result prints as a table;
+        ``.frame()`` is the time series as a DataFrame, ``.totals`` the figures over the span.
+        """
+        return self._run(_ops.quality(target, route, since, until, window))
+
+    def dataset(self, model: str, *, version: str | None = None,
+                deployment: str | None = None, since: str | None = None,
+                until: str | None = None, labelled_only: bool = False,
+                task: str | None = None, prediction: str | None = None,
+                label: str | None = None, format: str = "parquet") -> Any:
+        """A training data set as a DataFrame: one row per predicted input row with
+        ``request_id``, ``row``, ``model_name``, ``model_version``, ``deployment_id``, ``time``,
+        the input features, the prediction, the label, ``feedback_time`` and the raw feedback
+        (``GET /api/v1/dataset``, the export of ``mlgate dataset export``). ``task``,
+        ``prediction`` and ``label`` override how predictions and labels are read."""
+        op = _ops.dataset(model, version, deployment, since, until, labelled_only,
+                          {"task": task, "prediction": prediction, "label": label}, format)
+        return self._run(_map(op, lambda content: frames.dataset_frame(content, format)))
 
 
 def _map(op: Op[Any], convert: Callable[[Any], T]) -> Op[T]:

@@ -146,3 +146,13 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     if "time" in frame.columns:
         frame["time"] = pd.to_datetime(frame["time"], format=RECORD_TIME, utc=True)
     return frame
+
+
+def dataset_frame(content: bytes, fmt: str) -> pd.DataFrame:
+    """A data set's file (Parquet, or JSON Lines) as a DataFrame."""
+    import io
+
+    pd = pandas()
+    if fmt == "parquet":
+        return pd.read_parquet(io.BytesIO(content))
+    return pd.read_json(io.BytesIO(content), lines=True) if content.strip() else pd.DataFrame()

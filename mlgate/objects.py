@@ -292,6 +292,148 @@ class Job(Resource):
 JOB_END_STATES = frozenset({"Succeeded", "SucceededWithErrors", "Failed"})
 
 
+REGRESSION_COLUMNS = ("count", "mae", "rmse", "bias")
+CLASSIFICATION_COLUMNS = ("count", "accuracy")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def quality_text(doc: dict[str, Any]) -> str:
+    """A deployment's quality document as the CLI prints it: how quality is measured, the
+    totals, then one line per bucket that saw requests or labels."""
+    quality = doc["quality"]
+    head = [f"deployment {doc['deployment_id']} (model {doc['model_name'] or '?'} "
+            f"{doc['model_version'] or '?'}): quality {quality['state']}"]
+    if quality["state"] == "not configured":
+        head.append(f"  {quality.get('reason', '')}")
+    else:
+        defaults = ", ".join(quality.get("defaults") or []) or "none"
+        head.append(f"  task {quality['task']}, prediction {quality['prediction']}, label "
+                    f"{quality['label']}, window {quality['window']} (inferred: {defaults})")
+        if quality.get("reason"):
+            head.append(f"  {quality['reason']}")
+    if not doc.get("complete", True):
+        head.append("  (still reading the bucket: figures are partial)")
+    columns = (REGRESSION_COLUMNS if quality.get("task") == "regression" else
+               CLASSIFICATION_COLUMNS) if quality["state"] != "not configured" else ()
+    rows = []
+    for name, bucket in [("TOTAL", doc["totals"]), *((b["start"], b) for b in doc["series"])]:
+        if name != "TOTAL" and not bucket["requests"] and not bucket["labelled"]:
+            continue
+        row = {"FROM": name if name == "TOTAL" else name.replace("T", " ").rstrip("Z"),
+               "REQUESTS": _fmt(bucket["requests"]), "5XX": _fmt(bucket["errors"]),
+               "LABELLED": _fmt(bucket["labelled"]), "UNLABELLED": _fmt(bucket["unlabelled"]),
+               "INVALID": _fmt(sum(bucket["invalid"].values()))}
+        for column in columns:
+            row[column.upper()] = _fmt(bucket.get(column))
+        row["MEDIAN DELAY"] = _fmt(bucket.get("median_label_delay_seconds"))
+        rows.append(row)
+    span = f"from {doc['since']} to {doc['until']}, by {doc['window']}"
+    return "\n".join([*head, f"  {span}", "", text_table(rows)])
+
+
+def route_quality_text(doc: dict[str, Any]) -> str:
+    """A deployment's or a route's quality document as text (a route: one part per target)."""
+    if "route_id" not in doc:
+        return quality_text(doc)
+    parts = [f"route {doc['route_id']}: {len(doc['targets'])} target(s)"]
+    for target in doc["targets"]:
+        parts += ["", quality_text(target)]
+    if doc.get("mirror"):
+        parts += ["", "mirror (shadow copies):", quality_text(doc["mirror"])]
+    return "\n".join(parts)
+
+
+
+
+class Quality:
+    """Live model quality of a deployment, or of each target of a route, as the API answers
+    ``GET .../quality``: ``totals`` over the span and ``series`` per bucket of prediction time
+    (``count``, ``mae``/``rmse``/``bias`` or ``accuracy`` and per-class figures, ``labelled``,
+    ``unlabelled``, ``invalid``, ``median_label_delay_seconds``). Prints as the CLI's table;
+    ``frame()`` gives the series as a DataFrame (one row per bucket, and per target of a
+    route)."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    @property
+    def route(self) -> bool:
+        """Whether this is a route's document (one part per target)."""
+        return "route_id" in self.raw
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        """The deployments' documents: this one, or the route's targets (and its mirror)."""
+        if not self.route:
+            return [self.raw]
+        return [*self.raw.get("targets", []), *([self.raw["mirror"]] if self.raw.get("mirror")
+                                               else [])]
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        """The figures over the whole span (a route: per target deployment id)."""
+        if not self.route:
+            return self.raw.get("totals", {})
+        return {p["deployment_id"]: p.get("totals", {}) for p in self.parts}
+
+    @property
+    def state(self) -> str:
+        """``configured``, ``inferred`` or ``not configured`` (a deployment's document)."""
+        return self.raw.get("quality", {}).get("state", "")
+
+    def frame(self) -> Any:
+        """The series as a DataFrame: ``start`` (UTC), ``deployment`` and one column per
+        figure (per-class figures flattened as ``class.<name>.<figure>``)."""
+        from .frames import pandas
+
+        pd = pandas()
+        rows = []
+        for part in self.parts:
+            for bucket in part.get("series", []):
+                row = {"start": bucket.get("start"), "deployment": part.get("deployment_id")}
+                for key, value in bucket.items():
+                    if key == "start":
+                        continue
+                    if isinstance(value, dict):
+                        row.update(_flatten(key, value))
+                    else:
+                        row[key] = value
+                rows.append(row)
+        frame = pd.DataFrame(rows)
+        if not frame.empty:
+            frame["start"] = pd.to_datetime(frame["start"], utc=True)
+        return frame
+
+    def __str__(self) -> str:
+        return route_quality_text(self.raw)
+
+    def __repr__(self) -> str:
+        what = f"route {self.raw.get('route_id')}" if self.route else \
+            f"deployment {self.raw.get('deployment_id')}"
+        return f"<Quality {what} {self.raw.get('since')}..{self.raw.get('until')}>"
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+def _flatten(prefix: str, value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}.{key}"
+        if isinstance(item, dict):
+            out.update(_flatten(name, item))
+        else:
+            out[name] = item
+    return out
+
+
 R = TypeVar("R", bound=Resource)
 
 

@@ -9,7 +9,7 @@ from .backends import (
     make_backend,
 )
 from .keys import UnsafeSegmentError, check_segment, is_safe_segment, object_key, partition_prefix
-from .reader import RecordQuery, iter_records, list_objects, parse_bound
+from .reader import RecordQuery, iter_records, list_objects, object_hour, parse_bound
 from .records import (
     DEFAULT_REDACTED_HEADERS,
     FEEDBACK,
@@ -24,7 +24,7 @@ from .records import (
 )
 from .spool import SpoolFull
 from .stats import WriterStats
-from .writer import RecordWriter, WriterConfig
+from .writer import RecordWriter, Tap, WriterConfig
 
 __all__ = [
     "BACKEND_KINDS",
@@ -41,6 +41,7 @@ __all__ = [
     "RecordWriter",
     "SpoolFull",
     "StorageError",
+    "Tap",
     "UnsafeSegmentError",
     "WriterConfig",
     "WriterStats",
@@ -51,6 +52,7 @@ __all__ = [
     "iter_records",
     "list_objects",
     "make_backend",
+    "object_hour",
     "object_key",
     "parse_bound",
     "partition_prefix",

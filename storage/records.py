@@ -26,7 +26,12 @@ extra fields.
 Additions to the seed's fields (which stay exactly as they are): both kinds carry
 ``deployment_id`` (the ModelDeployment that answered) and, for a call a ModelRoute
 chose, ``route_id``; ``response_body`` also carries ``response_status``, so the
-feedback loop can tell a prediction from an error with that record alone.
+feedback loop can tell a prediction from an error with that record alone,
+``upstream_ms`` (the time the replica took to answer, in milliseconds, when one was
+called: the latency samples of the canary analysis) and ``mirror: true`` for a
+ModelRoute mirror's shadow copy. ``feedback`` carries ``time_us`` (its arrival in
+microseconds since the epoch), which orders two feedbacks for one Request-ID
+within the same second: the later one is the correction.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import base64
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 REQUEST_RESPONSE = "request_response"
@@ -52,6 +57,9 @@ MAX_BINARY_BYTES = 1 << 20
 MAX_DECODED_BYTES = 64 << 20
 BINARY_HEADER_LENGTH = "inference-header-content-length"
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 _last_second: tuple[int, str] = (-1, "")
 
@@ -187,6 +195,8 @@ class Exchange:
     """The ModelDeployment that answered (two deployments may serve one model version)."""
     route_id: str | None = None
     """The ModelRoute that chose it, for calls through ``/custom/...``."""
+    upstream_seconds: float | None = None
+    """How long the replica took to answer (None: no replica was called)."""
 
 
 def _served_by(ex: Exchange) -> dict[str, str]:
@@ -233,7 +243,7 @@ def request_response_record(ex: Exchange,
 
 def response_body_record(ex: Exchange) -> dict[str, Any]:
     body = stored_body("response", ex.response_body, ex.response_headers)
-    return {
+    record = {
         "request_id": ex.request_id,
         "model_name": ex.model_name,
         "model_version": ex.model_version,
@@ -243,6 +253,11 @@ def response_body_record(ex: Exchange) -> dict[str, Any]:
         "response_status": str(ex.status),
         **_served_by(ex),
     }
+    if ex.upstream_seconds is not None:
+        record["upstream_ms"] = round(ex.upstream_seconds * 1000, 3)
+    if ex.extra and ex.extra.get("mirror"):
+        record["mirror"] = True
+    return record
 
 
 def feedback_record(request_id: str, model_name: str, model_version: str, body: Any,
@@ -253,4 +268,5 @@ def feedback_record(request_id: str, model_name: str, model_version: str, body: 
         "model_version": model_version,
         "payload": {"json": body},
         "time": format_time(when),
+        "time_us": (when - EPOCH) // MICROSECOND,
     }

@@ -45,6 +45,7 @@ class Segment:
     fd: int | None = None  # open for appending while the segment is active
     synced_size: int = 0
     dir_synced: bool = False
+    key: str | None = None  # its object key, once the writer asked for it
 
 
 class Spool:

@@ -6,6 +6,13 @@ appended to the spool by the writer's background task. Feedback uses
 :meth:`RecordWriter.write_durable`, which returns once the record is synced
 to the spool: concurrent callers share one fsync (group commit).
 
+A *tap* (optional) sees every record of the chosen kinds right after it was
+appended to the spool, with the key of the object it will be uploaded as and its
+line number there: a reader of the bucket can then tell a record it already saw
+from a new one (the live join of :mod:`feedback` reads records this way, before
+they reach the bucket). The tap runs on the event loop and must be quick; an
+exception in it is logged, never raised.
+
 A segment (one partition: kind, model, version, UTC hour) is sealed when it
 holds ``flush_records`` records or ``flush_bytes`` bytes, ``flush_interval``
 seconds after its first record, and at shutdown. Sealed segments are uploaded
@@ -25,6 +32,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +43,7 @@ import orjson
 from .backends.base import Backend, StorageError
 from .records import (
     DEFAULT_REDACTED_HEADERS,
+    KINDS,
     REQUEST_RESPONSE,
     RESPONSE_BODY,
     Exchange,
@@ -50,6 +59,10 @@ log = logging.getLogger("mlgate.storage")
 
 CHUNK = 256  # exchanges spooled between two looks at waiting feedback
 DROP_WARN_EVERY = 10.0  # seconds between two warnings about dropped request logs
+
+Tap = Callable[[str, str, int, list[dict[str, Any]]], None]
+"""``tap(kind, object_key, first_line, records)``: ``records`` were appended to the spool
+segment that becomes ``object_key``, as its lines ``first_line``, ``first_line + 1``, ..."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +105,17 @@ class _Durable:
     partition: Partition
     line: bytes
     done: asyncio.Future[None]
+    record: dict[str, Any]
 
 
 class RecordWriter:
     def __init__(self, backend: Backend, spool_dir: str | Path,
-                 config: WriterConfig | None = None) -> None:
+                 config: WriterConfig | None = None, tap: Tap | None = None,
+                 tap_kinds: Collection[str] = KINDS) -> None:
         self.backend = backend
         self.config = config or WriterConfig()
+        self.tap = tap
+        self.tap_kinds = frozenset(tap_kinds) if tap is not None else frozenset()
         self.spool = Spool(spool_dir)
         self.stats = WriterStats()
         self._exchanges: deque[Exchange] = deque()
@@ -148,7 +165,7 @@ class RecordWriter:
                         self.spool.size, kind)
             raise SpoolFull("the local spool is full while the bucket catches up")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._durable.append(_Durable(partition, line, done))
+        self._durable.append(_Durable(partition, line, done, record))
         self._durable_bytes += len(line)
         self._wake.set()
         await done
@@ -255,6 +272,8 @@ class RecordWriter:
                     continue
                 touched[id(seg)] = seg
                 stored.append(item)
+                if item.partition.kind in self.tap_kinds:
+                    self._tap(item.partition.kind, seg, 1, [item.record])
                 self._detach_if_full(seg)
             self.stats.spool_syncs += 1
             try:
@@ -270,8 +289,10 @@ class RecordWriter:
     async def _spool_exchanges(self) -> None:
         redacted = self.config.redacted_headers
         limit = self.config.logs_max_bytes
+        tap_kinds = self.tap_kinds
         while self._exchanges:
             groups: dict[Partition, list[bytes]] = {}
+            tapped: dict[Partition, list[dict[str, Any]]] = {}
             size = self.spool.size
             for _ in range(min(CHUNK, len(self._exchanges))):
                 ex = self._exchanges.popleft()
@@ -290,26 +311,43 @@ class RecordWriter:
                         continue
                     size += len(line)
                     groups.setdefault(partition, []).append(line)
+                    if kind in tap_kinds:
+                        tapped.setdefault(partition, []).append(record)
             for partition, lines in groups.items():
-                self._append_lines(partition, lines)
+                self._append_lines(partition, lines, tapped.get(partition))
             self._update_gauges()
             if self._durable:
                 await self._commit_durable()
             await asyncio.sleep(0)
 
-    def _append_lines(self, partition: Partition, lines: list[bytes]) -> None:
-        """Append in as few writes as the segment size limits allow."""
+    def _append_lines(self, partition: Partition, lines: list[bytes],
+                      records: list[dict[str, Any]] | None = None) -> None:
+        """Append in as few writes as the segment size limits allow; ``records`` (the
+        records of ``lines``, one each) go to the tap."""
         while lines:
             current = self.spool.current(partition)
-            room = self.config.flush_records - (current.records if current else 0)
-            part, lines = lines[:max(1, room)], lines[max(1, room):]
+            room = max(1, self.config.flush_records - (current.records if current else 0))
+            part, lines = lines[:room], lines[room:]
             try:
                 seg = self.spool.append(partition, b"".join(part))
             except StorageError as exc:
                 self._drop(partition.kind, len(part) + len(lines), str(exc))
                 return
             self.stats.spooled[partition.kind] += len(part)
+            if records is not None:
+                self._tap(partition.kind, seg, len(part), records[:room])
+                records = records[room:]
             self._detach_if_full(seg)
+
+    def _tap(self, kind: str, seg: Segment, count: int, records: list[dict[str, Any]]) -> None:
+        """Hand records just appended (the last ``count`` lines of ``seg``) to the tap."""
+        assert self.tap is not None
+        if seg.key is None:
+            seg.key = seg.name.object_key(self.config.prefix)
+        try:
+            self.tap(kind, seg.key, seg.records - count, records)
+        except Exception:  # the tap's bug must not stop the spool
+            log.exception("the record tap failed")
 
     def _detach_if_full(self, seg: Segment) -> None:
         if seg.records >= self.config.flush_records or seg.size >= self.config.flush_bytes:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+import feedback
 import gateway
-from deploy.api import batch_jobs, deployments, model_routes, records
+from deploy.api import batch_jobs, dataset, deployments, model_routes, quality, records
 from deploy.api.batch_jobs import BatchConfig
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
+from deploy.api.dataset import DatasetSource
 from deploy.api.openapi import openapi_document
 from deploy.control.store import Store
 from gateway import set_error_format
@@ -21,9 +23,12 @@ SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-u
 
 def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
                        batch: BatchConfig | None = None,
-                       record_source: records.RecordSource | None = None) -> None:
+                       record_source: records.RecordSource | None = None,
+                       joiner: feedback.Joiner | None = None,
+                       datasets: DatasetSource | None = None) -> None:
     """``batch``: serve ``/api/v1/batch/job`` too (inference jobs); ``record_source``:
-    ``GET /api/v1/records``."""
+    ``GET /api/v1/records``; ``joiner``: the live quality figures; ``datasets``: where
+    training data sets are read from (the bucket)."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
@@ -31,7 +36,11 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
     model_routes.add_routes(app, API_PREFIX)
     if record_source is not None:
         records.add_routes(app, API_PREFIX, record_source)
+    quality.add_routes(app, API_PREFIX, joiner)
+    if datasets is not None:
+        dataset.add_routes(app, API_PREFIX, datasets)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
+    set_error_format(app, f"{API_PREFIX}/dataset", api_error_body)
     if batch is not None:
         batch_jobs.add_routes(app, API_PREFIX, batch)
         set_error_format(app, f"{API_PREFIX}/batch/", api_error_body)

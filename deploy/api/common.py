@@ -54,6 +54,7 @@ def add_error_mapping(app: web.Application) -> None:
     add_exception_handler(app, BadBody, lambda exc: (400, str(exc), None))
     add_exception_handler(app, StoreError, lambda exc: (exc.status, str(exc), None))
     add_exception_handler(app, StorageError, map_storage_error)
+    add_exception_handler(app, Unavailable, lambda exc: (503, str(exc), None))
 
 
 def map_storage_error(exc: StorageError) -> tuple[int, str, dict[str, str] | None]:
@@ -62,3 +63,7 @@ def map_storage_error(exc: StorageError) -> tuple[int, str, dict[str, str] | Non
     if exc.retryable:
         return 503, f"cannot read the bucket, retry later: {exc}", {"Retry-After": "5"}
     return 400, f"cannot read the bucket: {exc}", None
+
+
+class Unavailable(Exception):
+    """This process cannot answer that (a feature switched off, an extra not installed)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from deploy.api.common import STORE, answer, edge_url, read_object
+from deploy.api.quality import status_quality
 from deploy.control.deployments import ModelDeployment, parse_deployment
 from deploy.control.images import resolve_image
 from deploy.control.routes import route_status
@@ -24,20 +25,27 @@ async def _parse(request: web.Request) -> ModelDeployment:
     return dep
 
 
+def _shown(request: web.Request, dep: ModelDeployment) -> dict:
+    """The deployment as the API shows it: its ``status.quality`` added (the live join's)."""
+    out = dep.to_dict()
+    out["status"]["quality"] = status_quality(request, dep)
+    return out
+
+
 async def list_deployments(request: web.Request) -> web.Response:
-    return answer(200, [d.to_dict() for d in _store(request).list_deployments()])
+    return answer(200, [_shown(request, d) for d in _store(request).list_deployments()])
 
 
 async def get_deployment(request: web.Request) -> web.Response:
-    return answer(200, _store(request).get_deployment(request.match_info["id"]).to_dict())
+    return answer(200, _shown(request, _store(request).get_deployment(request.match_info["id"])))
 
 
 async def create_deployment(request: web.Request) -> web.Response:
-    return answer(201, _store(request).create_deployment(await _parse(request)).to_dict())
+    return answer(201, _shown(request, _store(request).create_deployment(await _parse(request))))
 
 
 async def update_deployment(request: web.Request) -> web.Response:
-    return answer(200, _store(request).update_deployment(await _parse(request)).to_dict())
+    return answer(200, _shown(request, _store(request).update_deployment(await _parse(request))))
 
 
 async def delete_deployment(request: web.Request) -> web.Response:

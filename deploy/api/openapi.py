@@ -129,7 +129,54 @@ def _schemas() -> dict[str, Any]:
                             "mlgate.io/cold-start-timeout override the autoscaler"},
             "nodeSelector": string_map,
             "livenessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2},
-            "readinessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2}}},
+            "readinessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2},
+            "quality": _ref("QualitySpec")}},
+        "QualitySpec": {"type": "object", "additionalProperties": False, "description":
+                        "mlgate extension: how live quality is measured; every field optional "
+                        "(inferred; status.quality says which). Mirrored in the "
+                        "mlgate.io/quality annotation, which ODAHU clients keep.",
+                        "properties": {
+            "task": {"type": "string", "enum": ["regression", "classification"]},
+            "prediction": {"type": "string", "example": "$.prediction",
+                           "description": "JSONPath into the response body"},
+            "label": {"type": "string", "example": "$.truthful",
+                      "description": "JSONPath into the feedback JSON"},
+            "window": {"type": "string", "example": "1h",
+                       "description": "bucket width, whole minutes"},
+            "classes": {"type": "array", "items": {"oneOf": [
+                {"type": "string"}, {"type": "integer"}, {"type": "boolean"}]},
+                        "description": "classification: the known classes"}}},
+        "QualityStatus": {"type": "object", "readOnly": True, "properties": {
+            "state": {"type": "string", "enum": ["configured", "inferred", "not configured"]},
+            "task": {"type": "string"}, "prediction": {"type": "string"},
+            "label": {"type": "string"}, "window": {"type": "string"},
+            "defaults": {"type": "array", "items": {"type": "string"},
+                         "description": "the fields that were inferred"},
+            "reason": {"type": "string"}}},
+        "QualityFigures": {"type": "object", "properties": {
+            **{name: {"type": "integer"} for name in (
+                "requests", "errors", "predictions", "labelled", "unlabelled", "count")},
+            "invalid": {"type": "object", "additionalProperties": {"type": "integer"},
+                        "description": "labels that could not be read, by reason"},
+            **{name: {"type": "number", "nullable": True} for name in (
+                "mae", "rmse", "bias", "accuracy", "median_label_delay_seconds")},
+            "classes": {"type": "object", "additionalProperties": {"type": "object"}},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"}}},
+        "DeploymentQuality": {"type": "object", "properties": {
+            "deployment_id": {"type": "string"}, "model_name": {"type": "string"},
+            "model_version": {"type": "string"}, "quality": _ref("QualityStatus"),
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"}, "window": {"type": "string"},
+            "complete": {"type": "boolean", "description": "false while figures are rebuilt "
+                                                            "from storage after a start"},
+            "totals": _ref("QualityFigures"),
+            "series": {"type": "array", "items": _ref("QualityFigures")}}},
+        "RouteQuality": {"type": "object", "properties": {
+            "route_id": {"type": "string"}, "since": {"type": "string"},
+            "until": {"type": "string"}, "window": {"type": "string"},
+            "targets": {"type": "array", "items": _ref("DeploymentQuality")},
+            "mirror": _ref("DeploymentQuality")}},
         "ModelDeploymentStatus": {"type": "object", "readOnly": True, "properties": {
             "state": {"type": "string", "enum": ["Processing", "Ready", "Failed", "Deleting"]},
             "replicas": {"type": "integer"},
@@ -137,7 +184,8 @@ def _schemas() -> dict[str, Any]:
             "modelName": {"type": "string"},
             "modelVersion": {"type": "string"},
             "reason": {"type": "string", "description": "why it is Failed (or not Ready yet)"},
-            "lastUpdatedTime": {"type": "string", "format": "date-time"}}},
+            "lastUpdatedTime": {"type": "string", "format": "date-time"},
+            "quality": _ref("QualityStatus")}},
         "ModelDeployment": {"type": "object", "required": ["id", "spec"], "properties": {
             "id": {"type": "string", "pattern": "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$",
                    "example": "wine"},
@@ -264,6 +312,33 @@ def _jobs(tag: str) -> dict[str, Any]:
                  "responses": {"201": _body(_ref("InferenceJob"), "The job, Scheduling"),
                                **{k: ERRORS[k] for k in ("400", "401", "403", "409", "503")}}},
     }
+SPAN_PARAMS = [
+    {"name": "since", "in": "query", "schema": {"type": "string"}, "description":
+     "UTC date/time (2026-11-25T10:00) or a duration back from now (6h); default: 24 "
+     "windows before until"},
+    {"name": "until", "in": "query", "schema": {"type": "string"},
+     "description": "UTC date/time or a duration back from now; default: now"},
+    {"name": "window", "in": "query", "schema": {"type": "string"},
+     "description": "bucket width, whole minutes (1m, 15m, 1h); default spec.quality.window"},
+]
+DATASET_PARAMS = [
+    {"name": "model", "in": "query", "required": True, "schema": {"type": "string"}},
+    *({"name": n, "in": "query", "schema": {"type": "string"}} for n in (
+        "version", "deployment", "since", "until", "prediction", "label")),
+    {"name": "labelled_only", "in": "query", "schema": {"type": "boolean", "default": False}},
+    {"name": "task", "in": "query", "schema": {"type": "string",
+                                               "enum": ["regression", "classification"]}},
+    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["parquet", "jsonl"],
+                                                 "default": "parquet"}},
+]
+
+
+def _quality_path(kind: str, tag: str, summary: str) -> dict[str, Any]:
+    return {"parameters": [ID_PARAM, *SPAN_PARAMS], "get": {
+        "tags": [tag], "summary": summary, "operationId": f"get{kind}",
+        "responses": {"200": _body(_ref(kind), "Totals and the series per bucket"),
+                      **{k: ERRORS[k] for k in ("400", "401", "403", "404")},
+                      "503": _body(_ref("HTTPResult"), "quality.enabled is false")}}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -277,7 +352,7 @@ def openapi_document() -> dict[str, Any]:
                                 "inference jobs. "
                                 "Errors are {\"message\": ...}."},
         "tags": [{"name": "Deployment"}, {"name": "Route"}, {"name": "InferenceJob"},
-                 {"name": "Records"}],
+                 {"name": "Records"}, {"name": "Quality"}, {"name": "Dataset"}],
         "paths": {
             deployment: _crud("ModelDeployment", "Deployment", "model deployment"),
             deployment + "/{id}": _item(
@@ -308,6 +383,24 @@ def openapi_document() -> dict[str, Any]:
                                        **{k: ERRORS[k] for k in ("400", "401", "403", "404",
                                                                  "409")}}}},
             "/api/v1/records": _records(),
+            deployment + "/{id}/quality": _quality_path(
+                "DeploymentQuality", "Quality",
+                "Live model quality of a deployment (labels credited to the prediction's "
+                "bucket)"),
+            route + "/{id}/quality": _quality_path(
+                "RouteQuality", "Quality", "Live model quality per target of a route"),
+            "/api/v1/dataset": {"get": {
+                "tags": ["Dataset"], "operationId": "getDataset",
+                "summary": "A training data set: one row per predicted input row (inputs, "
+                           "prediction, label, feedback), streamed as one file",
+                "parameters": DATASET_PARAMS,
+                "responses": {
+                    "200": {"description": "The data set", "content": {
+                        "application/vnd.apache.parquet": {
+                            "schema": {"type": "string", "format": "binary"}},
+                        "application/x-ndjson": {"schema": {"type": "string"}}}},
+                    **{k: ERRORS[k] for k in ("400", "401", "403")},
+                    "503": _body(_ref("HTTPResult"), "the dataset extra is not installed")}}},
         },
         "components": {
             "schemas": _schemas(),

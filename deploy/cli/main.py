@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import uvloop
 
-from deploy.cli import jobs, model, records, resources, sidecar, tokens
+from deploy.cli import dataset, jobs, model, quality, records, resources, sidecar, tokens
 from deploy.config import ConfigError, Settings, load_settings
 from deploy.control.manifest import ManifestError, load_deployment_files
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_up_parser(sub)
-    for group in (resources, jobs, model, records, tokens, sidecar):
+    for group in (resources, jobs, model, records, tokens, sidecar, quality, dataset):
         group.add_parser(sub)
     return parser
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from deploy.control.autoscaler import annotation_errors
+from deploy.control.quality import QUALITY_ANNOTATION, annotation_text, resolve_quality
 from deploy.control.quantity import parse_quantity
 from deploy.control.resource import (
     ValidationError,
@@ -62,6 +63,8 @@ class ModelDeploymentSpec:
     node_selector: dict[str, str] = field(default_factory=dict)
     liveness_probe_initial_delay: int = DEFAULT_PROBE_DELAY
     readiness_probe_initial_delay: int = DEFAULT_PROBE_DELAY
+    quality: dict[str, Any] | None = None
+    """mlgate's ``spec.quality`` as the user wrote it (``deploy.control.quality``)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -78,6 +81,8 @@ class ModelDeploymentSpec:
         }
         if self.image_pull_conn_id:
             out["imagePullConnID"] = self.image_pull_conn_id
+        if self.quality is not None:
+            out["quality"] = dict(self.quality)
         return out
 
 
@@ -155,7 +160,7 @@ def _parse_spec(raw: dict[str, Any], dep_id: str) -> tuple[ModelDeploymentSpec |
     errors: list[str] = []
     known = {"image", "predictor", "resources", "minReplicas", "maxReplicas", "imagePullConnID",
              "roleName", "annotations", "nodeSelector", "livenessProbeInitialDelay",
-             "readinessProbeInitialDelay"}
+             "readinessProbeInitialDelay", "quality"}
     unknown = sorted(set(raw) - known)
     if unknown:
         errors.append(f"unknown spec field(s): {', '.join(unknown)}")
@@ -186,7 +191,12 @@ def _parse_spec(raw: dict[str, Any], dep_id: str) -> tuple[ModelDeploymentSpec |
         errors.append("readinessProbeInitialDelay must be non-negative integer")
     resources = _parse_resources(raw.get("resources"), errors)
     annotations = _str_map(raw, "annotations", errors)
-    errors += annotation_errors(annotations)
+    errors += annotation_errors({k: v for k, v in annotations.items()
+                                 if k != QUALITY_ANNOTATION})
+    quality, quality_problems = resolve_quality(raw, annotations)
+    errors += quality_problems
+    if quality is not None:
+        annotations[QUALITY_ANNOTATION] = annotation_text(quality)
     node_selector = _str_map(raw, "nodeSelector", errors)
     role_name = raw.get("roleName") or f"role-{dep_id}"
     if not isinstance(role_name, str):
@@ -201,6 +211,7 @@ def _parse_spec(raw: dict[str, Any], dep_id: str) -> tuple[ModelDeploymentSpec |
         min_replicas=min_replicas, max_replicas=max_replicas, image_pull_conn_id=pull or None,
         role_name=role_name, annotations=annotations, node_selector=node_selector,
         liveness_probe_initial_delay=liveness, readiness_probe_initial_delay=readiness,
+        quality=quality,
     ), []
 
 

@@ -50,6 +50,10 @@ Send feedback for that prediction:
     -H 'Request-ID: demo-request-1' \\
     -H 'Content-Type: application/json' -d '{{"truthful": 1}}'
 
+The model's live quality (MAE) once feedback came:
+  .venv/bin/mlgate quality wine-v1 --url {url} --token "$TOKEN"
+A training data set (Parquet, one row per prediction, with its label):
+  .venv/bin/mlgate dataset export --model wine --data-dir {data_dir} --out datasets/wine
 The model's OpenAPI document: curl {auth}{url}/model/wine-v1/api/model/info
 The gateway's own: curl {auth}{url}/openapi.json
 Deployments: .venv/bin/mlgate deployment get -o table --url {url} --token "$TOKEN"

@@ -30,6 +30,7 @@ from deploy.compose import (
     build_app,
     build_auth_config,
     build_job_supervisor,
+    build_joiner,
     build_limits,
     build_reconciler,
     build_runtime,
@@ -82,13 +83,16 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     store = Store(settings.data_path / "state.db")
     apply_manifests(store, deployments)
     table = RouteTable()
-    writer = build_writer(settings)
+    joiner = build_joiner(settings, store)
+    writer = build_writer(settings, tap=joiner.tap if joiner is not None else None)
     try:
         await writer.start()
     except StorageError as exc:
         print(f"mlgate: {exc}", file=sys.stderr, flush=True)
         store.close()
         return 1
+    if joiner is not None:
+        await joiner.start()
     runtime = build_runtime(settings)
     reconciler = build_reconciler(settings, store, runtime, table)
     runner: web.AppRunner | None = None
@@ -99,7 +103,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     orphans: asyncio.Task[None] | None = None
     code = 0
     try:
-        app = build_app(settings, table, writer, auth, store)
+        app = build_app(settings, table, writer, auth, store, joiner=joiner)
         app[OBSERVER].attach(view=control_plane_view(store, runtime))
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                                **server_settings(build_limits(settings)))
@@ -147,6 +151,9 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciling
         await runtime.close()
+        if joiner is not None:
+            await joiner.close()
+            await joiner.backend.close()
         await writer.close()
         store.close()
         for sig in (signal.SIGTERM, signal.SIGINT):

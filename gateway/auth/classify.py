@@ -30,7 +30,7 @@ PAGE_ASSETS: dict[str, tuple[str, ...]] = {
                   "oauth2-redirect.js"),
     "/service-catalog/": ("", "index.html", "catalog.js", "catalog.css", "mlgate-token.js",
                           "swagger-ui-bundle.js", "swagger-ui.css"),
-    "/status/": ("", "index.html", "status.js", "status.css", "mlgate-token.js",
+    "/status/": ("", "index.html", "status.js", "status.css", "quality.js", "mlgate-token.js",
                  "uPlot.iife.min.js", "uPlot.min.css"),
 }
 """Each page's static files (``""``: the page itself). Exact names; nothing else is open."""
@@ -38,6 +38,8 @@ OPEN_ASSETS = frozenset({prefix + name for prefix, names in PAGE_ASSETS.items()
                          for name in names} | {prefix.rstrip("/") for prefix in PAGE_ASSETS})
 CATALOG_DOCUMENTS = "/service-catalog/api/models"
 RECORDS_PATH = "/api/v1/records"
+DATASET_PATH = "/api/v1/dataset"
+"""Training data sets (logged inputs, predictions and labels): action ``dataset:read``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
         return _management(method, rest, "job")
     if _under(path, RECORDS_PATH) is not None and method in READ_METHODS:
         return Classified(Access("records:read", Resource("path", path)))
+    if _under(path, DATASET_PATH) is not None and method in READ_METHODS:
+        return Classified(Access("dataset:read", Resource("path", path)))
     rest = _under(path, CATALOG_DOCUMENTS)
     if rest and method in READ_METHODS and "/" not in rest[1:]:
         # one deployment's document in the catalog: the same right as /model/<id>/api/model/info

@@ -7,11 +7,13 @@ A rule names roles, actions and resources (all lists; ``*`` and shell globs work
       resources: ["deployment:wine-*"]     # or "route:...", "path:/swagger/*", or "wine-*"
 
 Actions: ``invoke``, ``info``, ``feedback``, ``read`` (Swagger, catalog, status, the
-OpenAPI document), ``deployment:read``, ``deployment:write``, ``route:read``,
-``route:write``, ``records:read`` (stored requests, answers and feedback), ``job:read``,
-``job:write`` (inference jobs; a job's model calls are then authorized as ``invoke`` with its
-submitter's roles), and ``admin`` (any other route the gateway serves; only a rule naming it
-or ``*`` grants it). Anything not allowed by some rule is denied.
+OpenAPI document), ``deployment:read`` (also a deployment's live quality),
+``deployment:write``, ``route:read``, ``route:write``, ``records:read`` (stored requests,
+answers and feedback), ``dataset:read`` (training data sets: the logged inputs, predictions
+and labels), ``job:read``, ``job:write`` (inference jobs; a job's model calls are then
+authorized as ``invoke`` with its submitter's roles), and ``admin`` (any other route the
+gateway serves; only a rule naming it or ``*`` grants it). Anything not allowed by some
+rule is denied.
 
 The built-in rules mirror ODAHU's OPA policies (``odahu-flow`` ``permissions.rego``,
 ``core.rego``), including its Keycloak role names ``odahu_admin`` etc. A
@@ -28,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIONS = ("invoke", "info", "feedback", "read", "deployment:read", "deployment:write",
-           "route:read", "route:write", "records:read", "job:read", "job:write", "admin")
+           "route:read", "route:write", "records:read", "dataset:read", "job:read", "job:write",
+           "admin")
 RESOURCE_KINDS = ("deployment", "route", "job", "path")
 ROLE_NAME_ACTIONS = frozenset({"invoke", "info"})
 DEFAULT_ROLES_CLAIM = ("realm_access.roles", "roles")
@@ -108,7 +111,7 @@ DEFAULT_POLICY = Policy((
     _rule(["admin", "odahu_admin"], ["*"]),
     _rule(["data_scientist", "odahu_data_scientist"],
           ["invoke", "info", "feedback", "read", "deployment:read", "deployment:write",
-           "route:read", "records:read", "job:read", "job:write"]),
+           "route:read", "records:read", "dataset:read", "job:read", "job:write"]),
     _rule(["viewer", "odahu_viewer"], ["info", "read", "deployment:read", "route:read",
                                        "job:read"]),
 ))

@@ -166,3 +166,44 @@ def test_the_management_swagger_ui_uses_the_token_form(stack, page):
     status = page.wait_for_selector(".live-responses-table tbody .response-col_status")
     assert status.inner_text().strip() == "200"
     assert '"wine-v1"' in page.inner_text(".live-responses-table tbody .response-col_description")
+
+
+def test_the_status_page_charts_model_quality_per_deployment_and_per_route_variant(stack, page):
+    with stack.client() as client:
+        created = client.post("/api/v1/model/route", json={"id": "status-ab", "spec": {
+            "urlPrefix": "/custom/status-ab", "modelDeployments": [
+                {"mdName": "wine-v1", "weight": 50}, {"mdName": "wine-v2", "weight": 50}]}})
+        assert created.status_code == 201, created.text
+        wait_until(lambda: client.get("/api/v1/model/route/status-ab").json()["status"][
+            "state"] == "Ready", 30, what="the route")
+        for i in range(16):
+            resp = client.post("/custom/status-ab/api/model/invoke", headers={
+                "Request-ID": f"page-{i}"}, json={"columns": SEED_COLUMNS, "data": [SEED_ROW]})
+            assert resp.status_code == 200
+            version = resp.headers["model-version"]
+            fb = client.post("/feedback/model/", json={"truthful": 5 + i % 3}, headers={
+                "x-model-name": "wine", "x-model-version": version, "Request-ID": f"page-{i}"})
+            assert fb.status_code == 200
+    page.goto(f"{stack.url}/status/")
+    give_token(page, stack.token)
+    card = '[data-quality="deployment:wine-v1"]'
+    page.wait_for_selector(f"{card} canvas")
+    page.wait_for_function(
+        "sel => document.querySelector(sel + ' .note').textContent.startsWith('MAE ')",
+        arg=card)
+    note = page.inner_text(f"{card} .note")
+    assert "labelled row(s)" in note and "quality inferred" in note
+    assert "MAE" in page.inner_text(f"{card} .u-legend")
+    route = '[data-quality="route:status-ab"]'
+    page.wait_for_selector(f"{route} canvas")
+    legend = page.inner_text(f"{route} .u-legend")
+    assert "wine-v1" in legend and "wine-v2" in legend
+    assert "labelled" in page.inner_text(f"{route} .note")
+    page.select_option("#quality-span", "24h")
+    page.wait_for_function("sel => document.querySelector(sel + ' .u-title').textContent"
+                           ".includes('15m')", arg=card)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#quality-charts").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(ARTIFACTS / "status-quality.png"))
+    with stack.client() as client:
+        client.delete("/api/v1/model/route/status-ab")

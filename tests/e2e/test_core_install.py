@@ -36,7 +36,8 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_core_has_no_model_library(core_venv):
-    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube", "pyarrow"):
+    for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube", "pyarrow", "duckdb",
+                   "pyspark"):
         done = subprocess.run([str(core_venv / "bin/python"), "-c", f"import {module}"],
                               capture_output=True, text=True)
         assert done.returncode != 0 and "No module named" in done.stderr, module
@@ -82,6 +83,9 @@ def test_up_without_deployments_runs_the_control_plane(core_venv, tmp_path):
         with httpx.Client(base_url=url, timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as client:
             assert client.get("/api/v1/model/deployment").json() == []
+            dataset = client.get("/api/v1/dataset", params={"model": "wine"})
+            assert dataset.status_code == 503  # the dataset extra is not in the core
+            assert "pip install 'mlgate[dataset]'" in dataset.json()["message"]
             assert client.get("/api/v1/batch/job").json() == []
         listed = subprocess.run([str(core_venv / "bin/mlgate"), "deployment", "get", "-o",
                                  "table", "--url", url, "--token", token],

@@ -191,7 +191,9 @@ def test_swagger_ui_and_openapi_document_are_served_locally(stack):
     assert set(doc["paths"]) == {DEPLOYMENTS, f"{DEPLOYMENTS}/{{id}}",
                                  f"{DEPLOYMENTS}/{{id}}/default-route", ROUTES, f"{ROUTES}/{{id}}",
                                  jobs, f"{jobs}/{{id}}", f"{jobs}/{{id}}/resume",
-                                 "/api/v1/records"}
+                                 "/api/v1/records",
+                                 f"{DEPLOYMENTS}/{{id}}/quality", f"{ROUTES}/{{id}}/quality",
+                                 "/api/v1/dataset"}
     refs = {ref.rsplit("/", 1)[1] for ref in _refs(doc)}
     assert refs <= set(doc["components"]["schemas"])
 

@@ -69,7 +69,13 @@ def traffic(stack):
                 elif i % 10 == 8:
                     client.get(f"/model/{DEPLOYMENT}/no-such-path")
                 else:
-                    client.post(f"/model/{DEPLOYMENT}/api/model/invoke", json=GOOD)
+                    rid = f"traffic-{i}"
+                    client.post(f"/model/{DEPLOYMENT}/api/model/invoke", json=GOOD,
+                                headers={"Request-ID": rid})
+                    if i % 10 < 6:  # ground truth for most, a label that is no number for one
+                        label = "?" if i % 10 == 5 else 5 + i % 3
+                        client.post("/api/v1/feedback", json={"truthful": label}, headers={
+                            "model-name": "wine", "model-version": "1.0", "request-id": rid})
                 sent["count"] += 1
 
     thread = threading.Thread(target=run, name="traffic", daemon=True)
@@ -131,7 +137,7 @@ def panel_queries() -> list[tuple[str, str, str]]:
     doc = json.loads(DASHBOARD.read_text())
     out = []
     for panel in doc["panels"]:
-        for target in panel["targets"]:
+        for target in panel.get("targets", []):  # rows have none
             expr = target["expr"].replace("$deployment", DEPLOYMENT).replace(
                 "$__rate_interval", RATE_INTERVAL)
             assert "$" not in expr, expr
@@ -143,7 +149,9 @@ def test_the_dashboard_has_the_seed_panels_and_a_deployment_variable():
     doc = json.loads(DASHBOARD.read_text())
     titles = {p["title"] for p in doc["panels"]}
     assert {"Availability", "Replicas", "CPU", "Memory", "Failed HTTP requests",
-            "Failed HTTP requests ratio", "Latency", "Request volume"} <= titles
+            "Failed HTTP requests ratio", "Latency", "Request volume", "Model quality",
+            "Labelled predictions", "Feedback", "Label delay"} <= titles
+    assert [p["title"] for p in doc["panels"] if p["type"] == "row"] == ["Model quality"]
     variables = {v["name"]: v for v in doc["templating"]["list"]}
     assert variables["deployment"]["type"] == "query"
     assert "label_values(" in variables["deployment"]["definition"]
@@ -151,10 +159,13 @@ def test_the_dashboard_has_the_seed_panels_and_a_deployment_variable():
     latency = next(p for p in doc["panels"] if p["title"] == "Latency")
     assert [t["legendFormat"] for t in latency["targets"]][:3] == ["p50", "p90", "p99"]
     for panel in doc["panels"]:
+        if panel["type"] == "row":
+            continue
         assert panel["datasource"]["uid"] == "${datasource}"
         for target in panel["targets"]:
             assert "$deployment" in target["expr"] or "mlgate_records" in target["expr"] \
-                or "mlgate_spool" in target["expr"], target["expr"]
+                or "mlgate_spool" in target["expr"] \
+                or "mlgate_feedback_unmatched" in target["expr"], target["expr"]
 
 
 @pytest.mark.parametrize("args", [
@@ -203,6 +214,8 @@ def test_every_dashboard_query_returns_data_for_the_deployment(stack, traffic, p
         assert sum(values) > 0, (title, values)
     if title == "Replicas":
         assert values == [1.0]
+    if (title, legend) == ("Model quality", "{{metric}}"):
+        assert len(values) == 3 and all(v != 0 for v in values), values  # mae, rmse, bias
 
 
 def test_the_status_summary_shows_the_deployment_live(stack, traffic):

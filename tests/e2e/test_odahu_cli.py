@@ -124,3 +124,49 @@ def test_odahuflowctl_shows_validation_and_conflict_messages(stack, odahuflowctl
     odahuflowctl("deployment", "delete", "--id", "odahu-dup")
     gone = odahuflowctl("deployment", "delete", "--id", "odahu-dup", "--ignore-not-found")
     assert gone.returncode == 0
+
+
+def test_odahuflowctl_round_trips_spec_quality_unchanged(stack, odahuflowctl, tmp_path):
+    """odahuflowctl knows only ODAHU's spec fields; ``spec.quality`` travels in the
+    ``mlgate.io/quality`` annotation it carries, so reading, editing and writing a deployment
+    with it keeps the quality spec, and a manifest can set it through the annotation."""
+    odahuflowctl("login", "--url", stack.url, "--token", stack.token or "none")
+    quality = {"task": "regression", "prediction": "$.prediction", "label": "$.truthful",
+               "window": "15m"}
+    image = f"file://{EXAMPLES / 'models' / 'wine-v1'}"
+    with stack.client() as client:
+        created = client.post("/api/v1/model/deployment", json={
+            "id": "odahu-quality", "spec": {"image": image, "predictor": "odahu-ml-server",
+                                            "minReplicas": 0, "maxReplicas": 1,
+                                            "quality": quality}})
+        assert created.status_code == 201, created.text
+    shown = yaml.safe_load(odahuflowctl("deployment", "get", "--id", "odahu-quality",
+                                        "-o", "yaml").stdout)[0]
+    assert "quality" not in shown["spec"]  # the ODAHU SDK drops what it does not know ...
+    annotation = shown["spec"]["annotations"]["mlgate.io/quality"]  # ... but keeps this
+    assert json.loads(annotation) == quality
+    shown["spec"]["maxReplicas"] = 2
+    shown.pop("status", None)
+    odahuflowctl("deployment", "edit", "-f", str(write(tmp_path / "edit.yaml", shown)),
+                 "--no-wait")
+    back = stack.deployment("odahu-quality")
+    assert back["spec"]["quality"] == quality and back["spec"]["maxReplicas"] == 2
+    assert back["status"]["quality"]["state"] == "configured"
+
+    manifest = write(tmp_path / "new.yaml", {
+        "kind": "ModelDeployment", "id": "odahu-quality-2", "spec": {
+            "image": image, "predictor": "odahu-ml-server", "minReplicas": 0,
+            "annotations": {"mlgate.io/quality": "{task: regression, label: $.y, window: 1h}"}}})
+    odahuflowctl("deployment", "create", "-f", str(manifest), "--no-wait")
+    second = stack.deployment("odahu-quality-2")
+    assert second["spec"]["quality"] == {"task": "regression", "label": "$.y", "window": "1h"}
+    bad = write(tmp_path / "bad.yaml", {
+        "kind": "ModelDeployment", "id": "odahu-quality-3", "spec": {
+            "image": image, "predictor": "odahu-ml-server",
+            "annotations": {"mlgate.io/quality": '{"task": "ranking"}'}}})
+    refused = odahuflowctl("deployment", "create", "-f", str(bad), "--no-wait", check=False)
+    assert refused.returncode != 0
+    assert "annotation mlgate.io/quality: quality.task must be one of regression, " \
+           "classification, got 'ranking'" in refused.stdout + refused.stderr
+    for dep_id in ("odahu-quality", "odahu-quality-2"):
+        odahuflowctl("deployment", "delete", "--id", dep_id)

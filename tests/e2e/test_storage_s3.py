@@ -57,7 +57,8 @@ def test_demo_calls_land_in_s3_in_the_seed_layout(mlgate, demo_models, s3_server
     assert "prediction" in orjson.loads(rb["response_content"])
     assert by_kind["feedback"] == [{
         "request_id": "demo-request-1", "model_name": "wine", "model_version": "1.0",
-        "payload": {"json": {"truthful": 1}}, "time": by_kind["feedback"][0]["time"]}]
+        "payload": {"json": {"truthful": 1}}, "time": by_kind["feedback"][0]["time"],
+        "time_us": by_kind["feedback"][0]["time_us"]}]
 
     # the CLI reads the same config from the environment
     cli_env = {**stack.env}

@@ -83,6 +83,7 @@ async def test_forward_answer_and_log(stack):
     assert ex.request_id == "abc-1" and ex.status == 200
     assert ex.uri == "/model/wine/api/model/invoke?a=1"
     assert ex.request_body == b'{"data": [[1]]}'
+    assert ex.deployment_id == "wine" and 0 <= ex.upstream_seconds < 5
 
 
 async def test_generated_request_id_is_uuid4(stack):
@@ -138,6 +139,29 @@ async def test_refused_connection_is_502(stack):
     assert resp.status == 502
     body = await resp.json()
     assert body["reason"] == "upstream_connect_failed" and "cannot connect" in body["message"]
+
+
+@pytest.mark.parametrize(("replicas", "path", "status", "reason"), [
+    ([], "/api/model/invoke", 503, "unavailable"),
+    ("refused", "/api/model/invoke", 502, "upstream_connect_failed"),
+    (None, "/slow", 504, "upstream_timeout"),
+])
+async def test_the_gateways_own_5xx_answers_for_a_deployment_are_logged(
+        stack, replicas, path, status, reason):
+    """Every request a deployment was asked to serve is in the records, so the feedback loop
+    (and a canary's error rate) counts the 5xx answers the model never gave too."""
+    client, table, _upstream, logged = stack
+    if replicas == "refused":
+        table.set_replicas("wine", [("127.0.0.1", free_port())])
+    elif replicas is not None:
+        table.set_replicas("wine", replicas)
+    resp = await client.get(f"/model/wine{path}", headers={"Request-ID": "f-1"})
+    assert resp.status == status
+    [ex] = logged
+    assert (ex.request_id, ex.status, ex.deployment_id) == ("f-1", status, "wine")
+    assert dict(ex.response_headers)["request-id"] == "f-1"
+    assert (await resp.json())["reason"] == reason
+    assert ex.response_body == await resp.read()
 
 
 async def test_connect_failure_retries_another_replica(stack):

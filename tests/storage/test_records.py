@@ -85,6 +85,14 @@ def test_records_name_the_deployment_and_route_that_served():
         assert rec["deployment_id"] == "wine-v1" and "route_id" not in rec
 
 
+def test_response_body_carries_the_upstream_time_and_marks_a_mirror_copy():
+    rec = response_body_record(exchange(upstream_seconds=0.0123456))
+    assert rec["upstream_ms"] == 12.346 and "mirror" not in rec
+    copy = response_body_record(exchange(extra={"mirror": True, "route": "r"}))
+    assert copy["mirror"] is True and "upstream_ms" not in copy
+    assert "route" not in copy  # the route's extras stay on request_response
+
+
 def v2_binary_body(header: dict, *tensors: bytes) -> tuple[bytes, int]:
     head = json.dumps(header).encode()
     return head + b"".join(tensors), len(head)
@@ -164,4 +172,5 @@ def test_extra_fields_are_merged():
 def test_feedback_record():
     assert feedback_record("r", "wine", "1.0", {"truthful": 1}, WHEN) == {
         "request_id": "r", "model_name": "wine", "model_version": "1.0",
-        "payload": {"json": {"truthful": 1}}, "time": "2019-12-17 08:46:40 +0000"}
+        "payload": {"json": {"truthful": 1}}, "time": "2019-12-17 08:46:40 +0000",
+        "time_us": 1576572400000000}

@@ -237,3 +237,43 @@ async def test_memory_queue_bound_and_closed_writer_drop_and_count(tmp_path):
     with pytest.raises(StorageError):
         await writer.write_durable(FEEDBACK, fb(1), WHEN)
     assert len(stored(tmp_path / "bucket", "request_response")) == 2
+
+
+async def test_the_tap_sees_each_record_with_the_key_and_line_it_will_have_in_the_bucket(
+        tmp_path):
+    seen = []
+    writer = RecordWriter(LocalBackend(tmp_path / "bucket"), tmp_path / "spool",
+                          WriterConfig(flush_interval=60, flush_records=4),
+                          tap=lambda *args: seen.append(args),
+                          tap_kinds=("response_body", FEEDBACK))
+    await writer.start()
+    for i in range(6):
+        writer.offer(exchange(request_id=f"r{i}", when=WHEN))
+    await asyncio.gather(*(writer.write_durable(FEEDBACK, fb(i), WHEN) for i in range(3)))
+    await writer.close()
+    assert {kind for kind, *_ in seen} == {"response_body", FEEDBACK}  # no request_response
+    by_key: dict[str, dict[int, str]] = {}
+    for _kind, key, first, records in seen:
+        for n, record in enumerate(records):
+            assert first + n not in by_key.setdefault(key, {})
+            by_key[key][first + n] = record["request_id"]
+    bucket = tmp_path / "bucket"
+    for key, lines in by_key.items():
+        stored_ids = [orjson.loads(x)["request_id"]
+                      for x in (bucket / key).read_bytes().splitlines()]
+        assert stored_ids == [lines[n] for n in range(len(stored_ids))]
+        assert len(lines) == len(stored_ids)
+    assert sum(len(v) for v in by_key.values()) == 9
+
+
+async def test_a_failing_tap_never_stops_the_spool(tmp_path):
+    def tap(*_args):
+        raise RuntimeError("bug")
+
+    writer = RecordWriter(LocalBackend(tmp_path / "bucket"), tmp_path / "spool",
+                          WriterConfig(flush_interval=60), tap=tap)
+    await writer.start()
+    writer.offer(exchange(request_id="r1", when=WHEN))
+    await writer.write_durable(FEEDBACK, fb(1), WHEN)
+    await writer.close()
+    assert len(stored(tmp_path / "bucket")) == 3

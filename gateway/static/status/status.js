@@ -145,6 +145,8 @@
     });
   }
 
+  window.mlgateStatus = { el: el };  // for the page's other script (quality.js)
+
   window.addEventListener("load", function () {
     auth.mount("mlgate-token");
     auth.onChange(poll);
