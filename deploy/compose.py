@@ -13,7 +13,7 @@ from types import EllipsisType
 from aiohttp import web
 
 import feedback
-from deploy.api import BatchConfig, DatasetSource, RecordSource, add_management_api
+from deploy.api import BatchConfig, RecordSource, add_management_api
 from deploy.batch.locations import Endpoints
 from deploy.batch.metrics import JobMetrics
 from deploy.batch.scheduling import JobRuntime
@@ -149,8 +149,8 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())
     if store is not None:
         add_management_api(app, store, settings.api.edge_url, build_batch_config(settings),
-                           RecordSource(writer.backend, settings.storage.prefix), joiner,
-                           DatasetSource(build_backend(settings), settings.storage.prefix))
+                           RecordSource(build_backend(settings), settings.storage.prefix),
+                           joiner)
         if joiner is not None:
             app[OBSERVER].attach(collector=feedback.QualityCollector(joiner))
     return app

@@ -8,7 +8,6 @@ authentication) as everything else.
 
 from deploy.api.app import API_PREFIX, add_management_api
 from deploy.api.batch_jobs import BatchConfig
-from deploy.api.dataset import DatasetSource
 from deploy.api.records import RecordSource
 
-__all__ = ["API_PREFIX", "BatchConfig", "DatasetSource", "RecordSource", "add_management_api"]
+__all__ = ["API_PREFIX", "BatchConfig", "RecordSource", "add_management_api"]

@@ -11,7 +11,6 @@ import gateway
 from deploy.api import batch_jobs, dataset, deployments, model_routes, quality, records
 from deploy.api.batch_jobs import BatchConfig
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
-from deploy.api.dataset import DatasetSource
 from deploy.api.openapi import openapi_document
 from deploy.control.store import Store
 from gateway import set_error_format
@@ -24,11 +23,10 @@ SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-u
 def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
                        batch: BatchConfig | None = None,
                        record_source: records.RecordSource | None = None,
-                       joiner: feedback.Joiner | None = None,
-                       datasets: DatasetSource | None = None) -> None:
-    """``batch``: serve ``/api/v1/batch/job`` too (inference jobs); ``record_source``:
-    ``GET /api/v1/records``; ``joiner``: the live quality figures; ``datasets``: where
-    training data sets are read from (the bucket)."""
+                       joiner: feedback.Joiner | None = None) -> None:
+    """``batch``: serve ``/api/v1/batch/job`` too (inference jobs); ``record_source``: the
+    bucket ``GET /api/v1/records`` and ``GET /api/v1/dataset`` read; ``joiner``: the live
+    quality figures."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
@@ -36,9 +34,8 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
     model_routes.add_routes(app, API_PREFIX)
     if record_source is not None:
         records.add_routes(app, API_PREFIX, record_source)
+        dataset.add_routes(app, API_PREFIX)
     quality.add_routes(app, API_PREFIX, joiner)
-    if datasets is not None:
-        dataset.add_routes(app, API_PREFIX, datasets)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
     set_error_format(app, f"{API_PREFIX}/dataset", api_error_body)
     if batch is not None:

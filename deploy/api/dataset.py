@@ -12,32 +12,23 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from deploy.api.common import STORE, Unavailable
+from deploy.api.records import RECORDS
 from deploy.control.quality import quality_spec
 from deploy.control.resource import ValidationError
 from deploy.control.store import Store
-from storage import Backend, parse_bound
+from storage import parse_bound
 
 DATASET_VALIDATION = "Invalid data set query"
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "jsonl": "application/x-ndjson"}
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where the records are: the bucket (any backend) and its key prefix."""
-
-    backend: Backend
-    prefix: str = ""
-
-
-SOURCE = web.AppKey("mlgate_dataset_source", DatasetSource)
 
 
 def _flag(value: str | None, name: str, errors: list[str]) -> bool:
@@ -103,7 +94,7 @@ async def dataset(request: web.Request) -> web.StreamResponse:
     from feedback.dataset import DatasetError, MissingExtra, export_file
 
     query, fmt = export_query(request.query, request.app[STORE])
-    source = request.app[SOURCE]
+    source = request.app[RECORDS]
     with tempfile.TemporaryDirectory(prefix="mlgate-dataset-") as tmp:
         path = Path(tmp) / f"dataset.{fmt}"
         try:
@@ -131,12 +122,6 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-def add_routes(app: web.Application, prefix: str, source: DatasetSource) -> None:
-    app[SOURCE] = source
-
-    async def close_backend(_app: web.Application) -> AsyncIterator[None]:
-        yield
-        await source.backend.close()
-
-    app.cleanup_ctx.append(close_backend)
+def add_routes(app: web.Application, prefix: str) -> None:
+    """``GET <prefix>/dataset`` over the app's :class:`~deploy.api.records.RecordSource`."""
     app.router.add_get(f"{prefix}/dataset", dataset)

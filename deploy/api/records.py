@@ -11,6 +11,7 @@ lines: a client that gets exactly ``limit`` asks again with a narrower range.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
@@ -24,7 +25,8 @@ MAX_RECORDS = 100_000
 
 @dataclass(frozen=True)
 class RecordSource:
-    """Where the stack's records are: its backend and key prefix."""
+    """Where the stack's records are, for the API's reads (records, data sets): a backend of
+    its own (not the writer's) and the key prefix."""
 
     backend: Backend
     prefix: str = ""
@@ -79,5 +81,13 @@ async def get_records(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application, prefix: str, source: RecordSource) -> None:
+    """``GET <prefix>/records``; the API owns ``source``'s backend (closed with the app) and
+    shares it with the data set endpoint."""
     app[RECORDS] = source
+
+    async def close_backend(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        await source.backend.close()
+
+    app.cleanup_ctx.append(close_backend)
     app.router.add_get(f"{prefix}/records", get_records)

@@ -211,3 +211,46 @@ def test_a_job_runs_to_its_end_with_progress(mg, stack, job_dir):
         mg.jobs.create({"kind": "InferenceJob", "id": "sdk-bad", "spec": {
             "deployment": "sdk-v1", "input": str(job_dir / "wine.csv"),
             "output": str(job_dir / "out2") + "/", "format": "xls"}})
+
+
+def test_quality_and_the_data_set_of_labelled_predictions(mg):
+    rows = FEATURES.iloc[300:320]
+    pred = mg.invoke("sdk-v2", rows)
+    truth = WINE["quality"].iloc[300:320]
+    mg.feedback(pred, truth)
+
+    def labelled():  # "count": labelled rows; "labelled": labelled predictions (calls)
+        found = mg.quality("sdk-v2", since="1d")
+        return found if found.totals.get("count", 0) >= 20 else None
+
+    found = wait_until(labelled, 60, what="sdk-v2's labels to join")
+    assert found.state == "inferred" and not found.route
+    series = found.frame()
+    assert {"start", "deployment", "mae", "labelled", "count"} <= set(series.columns)
+    assert series["count"].sum() == found.totals["count"]
+    assert "MAE" in str(found) and "<pre>" in found._repr_html_()
+
+    def exported():
+        frame = mg.dataset("wine", deployment="sdk-v2", labelled_only=True)
+        return [frame] if len(frame) >= found.totals["count"] else None
+
+    [data] = wait_until(exported, 60, what="sdk-v2's labelled rows in the data set")
+    mine = data[data["request_id"] == pred["request_id"].iloc[0]].sort_values("row")
+    assert mine["label"].tolist() == truth.tolist()
+    np.testing.assert_allclose(mine["prediction"].to_numpy(), pred["quality"].to_numpy())
+    assert mine["alcohol"].tolist() == rows["alcohol"].tolist()
+    assert len(data) == found.totals["count"]  # the same joined rows, live and exported
+    assert (data["prediction"] - data["label"]).abs().mean() == pytest.approx(
+        found.totals["mae"], abs=1e-6)
+    as_lines = mg.dataset("wine", deployment="sdk-v2", labelled_only=True, format="jsonl")
+    assert len(as_lines) == len(data)
+
+
+def test_route_quality_has_one_part_per_target(mg):
+    mg.routes.create("sdk-q", "/custom/sdk-q", {"sdk-v1": 50, "sdk-v2": 50})
+    try:
+        found = mg.quality("sdk-q", route=True, since="1h")
+        assert found.route and set(found.totals) >= {"sdk-v1", "sdk-v2"}
+        assert set(found.frame()["deployment"]) <= {"sdk-v1", "sdk-v2"}
+    finally:
+        mg.routes.delete("sdk-q")
