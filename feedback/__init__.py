@@ -1,5 +1,7 @@
 """The feedback endpoints: ground truth stored beside the logged prediction."""
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from .handlers import (
@@ -15,13 +17,21 @@ from .handlers import (
 )
 from .openapi import openapi_paths, openapi_schemas
 
+AddRoute = Callable[..., object]
+"""``add(method, path, handler, name=None)``, as ``app.router.add_route``."""
 
-def add_routes(app: web.Application, writer: DurableWriter) -> None:
-    """Mount ``POST /feedback/model/`` (seed form) and ``POST /api/v1/feedback`` (ODAHU SDK)."""
+
+def add_routes(app: web.Application, writer: DurableWriter, add: AddRoute | None = None) -> None:
+    """Mount ``POST /feedback/model/`` (seed form) and ``POST /api/v1/feedback`` (ODAHU SDK).
+
+    ``add``: how a route is added (default ``app.router.add_route``; the edge passes the
+    gateway's, which also serves it on the fast data plane). The handlers use only a
+    request's ``headers`` and ``read()``, so either server can call them."""
+    add = add or app.router.add_route
     seed = make_seed_handler(writer)
-    app.router.add_post(SEED_PATH + "/", seed, name="feedback-seed")
-    app.router.add_post(SEED_PATH, seed)
-    app.router.add_post(SDK_PATH, make_sdk_handler(writer), name="feedback-sdk")
+    add("POST", SEED_PATH + "/", seed, name="feedback-seed")
+    add("POST", SEED_PATH, seed)
+    add("POST", SDK_PATH, make_sdk_handler(writer), name="feedback-sdk")
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .auth.filters import PRINCIPAL_KEY, ROUTE_ID_KEY
 from .errors import Handler, NotFound, ServiceUnavailable, UpstreamConnectError
+from .filters import Answer, Request
 from .headers import response_headers, upstream_headers, upstream_path
 from .mirror import Mirror, MirrorCopy
 from .outlier import OutlierPolicy
@@ -102,7 +103,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                     raise
                 choice = Choice(other, FAILOVER)
 
-    async def route_proxy(request: web.Request) -> web.Response:
+    async def route_proxy(request: Request) -> Answer:
         route = request.get(MATCHED_ROUTE_KEY) or table.match(request.raw_path)
         if route is None:
             raise NotFound(f"no model route for {request.path}")
@@ -129,6 +130,6 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
             mirror.copy(MirrorCopy(
                 route.id, route.mirror, request_id, request.method, request.raw_path, path_qs,
                 request.host, request.scheme, request.headers.items(), out, body))
-        return web.Response(status=up.status, body=up.body, headers=headers)
+        return Answer(up.status, headers, up.body)
 
     return route_proxy

@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .outlier import HEALTHY, OutlierState, ejected
 from .traffic import TrafficRoute
+
+MODEL_PATH = re.compile(r"/model/([a-z][a-z0-9-]{0,62})(?=/|$)")
+"""``/model/<deployment id>`` and below; the id follows the seed's rule."""
+
+
+def model_deployment_id(path: str) -> str | None:
+    """The deployment a ``/model/<id>/...`` path (without query) names, else None."""
+    m = MODEL_PATH.match(path)
+    return m.group(1) if m is not None else None
 
 
 @dataclass(slots=True, eq=False)

@@ -92,7 +92,7 @@ def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
         if target.open:
             return await handler(request)
         principal = request[PRINCIPAL_KEY]
-        if target.unclassified and request.match_info.http_exception is not None:
+        if target.unclassified and _unrouted(request):
             return await handler(request)  # nothing serves this path: routing answers 404/405
         access = target.access
         assert access is not None
@@ -106,3 +106,9 @@ def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
         return await handler(request)
 
     return authz
+
+
+def _unrouted(request: web.Request) -> bool:
+    """aiohttp's router found no handler (the fast server only takes routed paths)."""
+    match_info = getattr(request, "match_info", None)
+    return match_info is not None and match_info.http_exception is not None
