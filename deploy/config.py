@@ -125,6 +125,9 @@ class RuntimeSettings:
     restart_backoff: float = 1.0
     restart_backoff_max: float = 60.0
     mlflow_tracking_uri: str | None = None
+    zygote: bool = True
+    """odahu-ml-server replicas are forks of a warm process with MLflow already imported
+    (``predictor.zygote``); false: each starts a fresh interpreter."""
 
     def __post_init__(self) -> None:
         for name in ("replica_start_timeout", "replica_stop_timeout", "health_interval",

@@ -18,7 +18,6 @@ from aiohttp import test_utils
 
 from gateway import GatewayRunner
 
-
 SERVED: list[Any] = []
 """The fast servers the tests of the current module listened with."""
 

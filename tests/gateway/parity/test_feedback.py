@@ -1,4 +1,4 @@
-"""``tests/feedback/test_feedback.py``, served by the fast server (see the package docstring)."""
+"""``tests/feedback/test_feedback.py`` through the fast server (package docstring)."""
 
 from tests.feedback import test_feedback as _suite
 from tests.feedback.test_feedback import *  # noqa: F403 - the same tests and fixtures
