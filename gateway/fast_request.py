@@ -25,7 +25,7 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 class FastRequest(dict):
-    __slots__ = ("_body", "_complete", "_parts", "_size", "_too_large", "_waiter",
+    __slots__ = ("_body", "_complete", "_lost", "_parts", "_size", "_too_large", "_waiter",
                  "body_exists", "content_length", "head", "headers", "http10", "keep_alive",
                  "max_body", "method", "path", "raw_path", "remote", "route", "scheme",
                  "sockname")
@@ -53,6 +53,7 @@ class FastRequest(dict):
         self._body: bytes | None = None
         self._complete = not self.body_exists
         self._too_large = False
+        self._lost = False
         self._waiter: asyncio.Future[None] | None = None
 
     def __hash__(self) -> int:  # a request is a key in the server's in-flight set
@@ -84,8 +85,9 @@ class FastRequest(dict):
             waiter.set_result(None)
 
     def fail(self) -> None:
-        """The connection went away: a handler waiting for the body is cancelled (the
-        observe filter counts a 499)."""
+        """The client went away before the body was complete: a handler waiting for it, or
+        asking for it later, is cancelled (the observe filter counts a 499)."""
+        self._lost = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.cancel()
@@ -109,6 +111,8 @@ class FastRequest(dict):
         if body is not None:
             return body
         while not self._complete and not self._too_large:
+            if self._lost:
+                raise asyncio.CancelledError("the client went away")
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter

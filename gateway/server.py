@@ -181,6 +181,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self._stopped = True
+        parsing, self._parsing = self._parsing, None
+        if parsing is not None:  # its body can no longer arrive
+            if type(parsing) is FastRequest:
+                parsing.fail()
+            return None  # close: connection_lost follows
         if self._active is None and not self._queue:
             return None  # nothing to answer: let the transport close
         return True  # answer what is in flight, then close
