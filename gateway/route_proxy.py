@@ -23,8 +23,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .auth.filters import PRINCIPAL_KEY, ROUTE_ID_KEY
-from .errors import Handler, NotFound, ServiceUnavailable, UpstreamConnectError
-from .filters import Answer, Request
+from .errors import NotFound, ServiceUnavailable, UpstreamConnectError
+from .filters import Answer, Request, hooks_filter
 from .headers import response_headers, upstream_headers, upstream_path
 from .mirror import Mirror, MirrorCopy
 from .outlier import OutlierPolicy
@@ -52,16 +52,14 @@ MATCHED_ROUTE_KEY = web.RequestKey("mlgate_matched_route", TrafficRoute)
 
 
 def make_route_match_filter(table: RouteTable) -> Callable:
-    @web.middleware
-    async def route_match(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def route_match(request: web.Request) -> None:
         if request.raw_path.startswith(CUSTOM_PREFIX):
             route = table.match(request.raw_path)
             if route is not None:
                 request[MATCHED_ROUTE_KEY] = route
                 request[ROUTE_ID_KEY] = route.id
-        return await handler(request)
 
-    return route_match
+    return hooks_filter(route_match, name="route_match")
 
 
 def _choose(request: web.Request, route: TrafficRoute, usable: list[str],

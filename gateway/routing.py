@@ -124,6 +124,8 @@ def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = (),
                  now: float | None = None) -> Replica | None:
     """Least outstanding requests among replicas not ejected (all of them if every one
     is: Envoy's panic mode); ties rotate so idle replicas share the load."""
+    if len(replicas) == 1 and not exclude:  # the common case: nothing to choose
+        return replicas[0]
     excluded = set(map(id, exclude))
     candidates = [r for r in replicas if id(r) not in excluded]
     if not candidates:

@@ -120,6 +120,7 @@ class HttpProtocol(asyncio.Protocol):
         self.scheme = "http"
         self.closed = False
         self._url = b""
+        self._raw: list[bytes] = []
         self._headers: list[tuple[str, str]] = []
         self._parsing: FastRequest | _Relayed | None = None
         self._active: FastRequest | _Relayed | _Refusal | None = None
@@ -194,7 +195,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url = b""
-        self._headers = []
+        self._raw: list[bytes] = []
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -202,18 +203,25 @@ class HttpProtocol(asyncio.Protocol):
             raise _Refused(f"the request line is longer than {self.server.max_line_size} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self._headers
-        if len(headers) >= self.server.max_headers:
-            raise _Refused(f"more than {self.server.max_headers} headers")
+        raw = self._raw
+        raw.append(name)
+        raw.append(value)
         if len(name) + len(value) + 2 > self.server.max_field_size:
             raise _Refused(f"a header line is longer than {self.server.max_field_size} bytes")
-        headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        if len(raw) > self.server.max_raw:
+            raise _Refused(f"more than {self.server.max_headers} headers")
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         method = parser.get_method().decode("ascii", "replace")
         target = self._url.decode("utf-8", "surrogateescape")
         http10 = parser.get_http_version() == "1.0"
+        # One decode for the whole block (llhttp refuses CR and LF inside names and values),
+        # as aiohttp decodes them: UTF-8, undecodable bytes kept as surrogates.
+        fields = b"\n".join(self._raw).decode("utf-8", "surrogateescape").split("\n") \
+            if self._raw else []
+        pairs = iter(fields)
+        self._headers = list(zip(pairs, pairs, strict=True))
         headers = CIMultiDict(self._headers)
         chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
         length = headers.get("Content-Length")
@@ -545,6 +553,7 @@ class FastServer:
         self.plane = plane
         self.loop = asyncio.get_running_loop()
         self.max_headers = max_headers
+        self.max_raw = 2 * max_headers
         self.max_field_size = max_field_size
         self.max_line_size = max_line_size
         self.idle_timeout = idle_timeout

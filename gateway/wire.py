@@ -15,6 +15,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from aiohttp.http import SERVER_SOFTWARE
+from multidict import CIMultiDict
 
 _NO_BODY_STATUS = frozenset({204, 304})
 _SKIPPED = frozenset({"content-length", "transfer-encoding", "connection"})
@@ -51,18 +52,21 @@ def encode_answer(status: int, headers: object, body: bytes, *, head: bool, keep
     ``head``: the request was ``HEAD`` (headers as for GET, no body)."""
     lines = [status_line(status)]
     append = lines.append
-    has_type = has_date = has_server = False
-    for name, value in headers.items():  # type: ignore[attr-defined]
-        key = name.lower()
-        if key in _SKIPPED:
-            continue
-        if key == "content-type":
-            has_type = True
-        elif key == "date":
-            has_date = True
-        elif key == "server":
-            has_server = True
-        append(f"{name}: {value}\r\n")
+    if isinstance(headers, CIMultiDict):  # lookups without a pass over the headers
+        has_type = "Content-Type" in headers
+        has_date = "Date" in headers
+        has_server = "Server" in headers
+        clean = not ("Content-Length" in headers or "Transfer-Encoding" in headers
+                     or "Connection" in headers)
+    else:
+        keys = {name.lower() for name in headers}  # type: ignore[attr-defined]
+        has_type, has_date = "content-type" in keys, "date" in keys
+        has_server, clean = "server" in keys, not keys & _SKIPPED
+    if clean:
+        lines += [f"{name}: {value}\r\n" for name, value in headers.items()]  # type: ignore[attr-defined]
+    else:
+        lines += [f"{name}: {value}\r\n" for name, value in headers.items()  # type: ignore[attr-defined]
+                  if name.lower() not in _SKIPPED]
     empty = status < 200 or status in _NO_BODY_STATUS
     if not empty:
         append(f"Content-Length: {len(body)}\r\n")
