@@ -9,6 +9,7 @@ from .handlers import (
     SEED_PATH,
     DurableWriter,
     FeedbackError,
+    Respond,
     make_sdk_handler,
     make_seed_handler,
     parse_feedback,
@@ -21,17 +22,19 @@ AddRoute = Callable[..., object]
 """``add(method, path, handler, name=None)``, as ``app.router.add_route``."""
 
 
-def add_routes(app: web.Application, writer: DurableWriter, add: AddRoute | None = None) -> None:
+def add_routes(app: web.Application, writer: DurableWriter, add: AddRoute | None = None,
+               respond: Respond | None = None) -> None:
     """Mount ``POST /feedback/model/`` (seed form) and ``POST /api/v1/feedback`` (ODAHU SDK).
 
     ``add``: how a route is added (default ``app.router.add_route``; the edge passes the
-    gateway's, which also serves it on the fast data plane). The handlers use only a
-    request's ``headers`` and ``read()``, so either server can call them."""
+    gateway's, which also serves it on the fast data plane); ``respond``: how an answer is
+    built (default an aiohttp JSON response). The handlers use only a request's
+    ``headers`` and ``read()``, so either server can call them."""
     add = add or app.router.add_route
-    seed = make_seed_handler(writer)
+    seed = make_seed_handler(writer, respond)
     add("POST", SEED_PATH + "/", seed, name="feedback-seed")
     add("POST", SEED_PATH, seed)
-    add("POST", SDK_PATH, make_sdk_handler(writer), name="feedback-sdk")
+    add("POST", SDK_PATH, make_sdk_handler(writer, respond), name="feedback-sdk")
 
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "SEED_PATH",
     "DurableWriter",
     "FeedbackError",
+    "Respond",
     "add_routes",
     "openapi_paths",
     "openapi_schemas",

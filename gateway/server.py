@@ -114,6 +114,8 @@ class HttpProtocol(asyncio.Protocol):
         self.plane = server.plane
         self.loop = server.loop
         self.parser = HttpRequestParser(self)
+        self._max_field = server.max_field_size - 2  # name + ": " + value
+        self._max_raw = 2 * server.max_headers
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self.sockname: Any = None
@@ -204,12 +206,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         raw = self._raw
-        raw.append(name)
-        raw.append(value)
-        if len(name) + len(value) + 2 > self.server.max_field_size:
+        raw += (name, value)
+        if len(name) + len(value) > self._max_field or len(raw) > self._max_raw:
+            if len(raw) > self._max_raw:
+                raise _Refused(f"more than {self.server.max_headers} headers")
             raise _Refused(f"a header line is longer than {self.server.max_field_size} bytes")
-        if len(raw) > self.server.max_raw:
-            raise _Refused(f"more than {self.server.max_headers} headers")
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -553,7 +554,6 @@ class FastServer:
         self.plane = plane
         self.loop = asyncio.get_running_loop()
         self.max_headers = max_headers
-        self.max_raw = 2 * max_headers
         self.max_field_size = max_field_size
         self.max_line_size = max_line_size
         self.idle_timeout = idle_timeout

@@ -261,15 +261,22 @@ class RecordWriter:
             self._durable_bytes -= sum(len(item.line) for item in batch)
             touched: dict[int, Segment] = {}
             stored: list[_Durable] = []
+            groups: dict[Partition, list[_Durable]] = {}
             for item in batch:
-                try:
-                    seg = self.spool.append(item.partition, item.line)
-                except StorageError as exc:
-                    _resolve([item.done], exc)
-                    continue
-                touched[id(seg)] = seg
-                stored.append(item)
-                self._detach_if_full(seg)
+                groups.setdefault(item.partition, []).append(item)
+            for partition, items in groups.items():  # one write per segment, not per record
+                while items:
+                    current = self.spool.current(partition)
+                    room = max(1, self.config.flush_records - (current.records if current else 0))
+                    part, items = items[:room], items[room:]
+                    try:
+                        seg = self.spool.append(partition, b"".join(i.line for i in part))
+                    except StorageError as exc:
+                        _resolve([i.done for i in part], exc)
+                        continue
+                    touched[id(seg)] = seg
+                    stored.extend(part)
+                    self._detach_if_full(seg)
             self.stats.spool_syncs += 1
             try:
                 await asyncio.to_thread(Spool.sync, list(touched.values()))
