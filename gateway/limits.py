@@ -1,8 +1,9 @@
 """Limits on what a client may send: size, shape, time. Nothing here may crash a worker.
 
-* server level (``server_settings``, given to aiohttp's ``AppRunner``): header count,
-  header line size, and the idle timeout, which also bounds how long a client may
-  take to send a request's head (a slowloris connection is closed when it expires);
+* server level (``server_settings``, given to the runner, ``gateway.GatewayRunner``, and
+  through it to both servers): header count, header line size, and the idle timeout,
+  which also bounds how long a client may take to send a request's head (a slowloris
+  connection is closed when it expires);
 * ``make_limits_filter`` — before authentication: the path must not try to escape
   (``..``, ``%2e%2e``, encoded ``/`` or ``\\``, empty segments: 400) and a declared
   ``Content-Length`` over the limit is refused at once (413);
