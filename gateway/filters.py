@@ -15,7 +15,7 @@ handler(request)``. Filters are built by a factory from validated, immutable con
 (``make_x_filter(cfg) -> filter``) and keep no per-request state of their own.
 
 The **request** a filter sees is this subset of aiohttp's ``web.Request`` interface,
-which :class:`gateway.server.FastRequest` implements too, and nothing else:
+which :class:`gateway.fast_request.FastRequest` implements too, and nothing else:
 
 ===========================  ==========================================================
 ``method``                   ``"GET"``, ``"POST"``, ...
@@ -49,8 +49,9 @@ coroutine per filter. Most filters are checks; make them hook filters.
 
 Adding a filter (both servers at once): write its factory in its own module, add
 it to the one list in :func:`gateway.app.build_filter_chain` at its place in the
-order, and test it at the level of a request. State a later filter or the handler
-needs goes on the request under a ``web.RequestKey``. A filter must not read the
+order, and test it at the level of a request (``tests/gateway/parity`` runs the gateway
+suites through both servers). State a later filter or the handler needs goes on the
+request under a ``web.RequestKey``. A filter must not read the
 body before authentication (``make_body_filter`` reads it, with its deadline).
 """
 

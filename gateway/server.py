@@ -97,6 +97,19 @@ class _Relayed:
         self.pending = []
 
 
+class _Discard:
+    """A request that arrived after the connection stopped taking new ones."""
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+
+
 class _Refusal:
     """A place in the answer order for a 400 (the request could not be parsed)."""
 
@@ -128,7 +141,8 @@ class HttpProtocol(asyncio.Protocol):
         self._active: FastRequest | _Relayed | _Refusal | None = None
         self._queue: deque[FastRequest | _Relayed | _Refusal] = deque()
         self._relay: Relay | None = None
-        self._stopped = False  # no more requests are read from this connection
+        self._stopped = False  # no new request is taken from this connection
+        self._dead = False  # the parser cannot go on (bad input, an upgrade): read nothing more
         self._paused: set[str] = set()
         self._idle_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -163,13 +177,14 @@ class HttpProtocol(asyncio.Protocol):
         self.server.connections_remove(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._stopped:
+        if self._dead:
             return
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade:
-            self._stopped = True  # nothing here upgrades: the connection ends after the answer
+            self._dead = self._stopped = True  # nothing here upgrades: it ends after the answer
         except HttpParserError as exc:
+            self._dead = True
             cause = exc.__context__
             reason = str(cause) if isinstance(cause, _Refused) else (str(exc) or "bad request")
             self._refuse(reason)
@@ -185,7 +200,7 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self._stopped = True
         parsing, self._parsing = self._parsing, None
-        if parsing is not None:  # its body can no longer arrive
+        if parsing is not None and parsing is not _DISCARD:  # its body can no longer arrive
             if type(parsing) is FastRequest:
                 parsing.fail()
             return None  # close: connection_lost follows
@@ -231,6 +246,9 @@ class HttpProtocol(asyncio.Protocol):
         if ("Expect" not in headers and "Upgrade" not in headers
                 and (encoding is None or encoding.strip().lower() not in SERVER_DECODED)):
             route = self.plane.route(method, target)
+        if self._stopped:  # shutting down or closing: the rest of this one is not read
+            self._parsing = _DISCARD  # type: ignore[assignment]
+            return
         msg: FastRequest | _Relayed
         if route is None:
             msg = _Relayed(self._head(method, target, http10), chunked)
@@ -248,7 +266,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         msg, self._parsing = self._parsing, None
-        if msg is None:
+        if msg is None or msg is _DISCARD:
             return
         msg.finish()
         if type(msg) is _Relayed and msg is self._active and msg.answered:
@@ -343,6 +361,7 @@ class HttpProtocol(asyncio.Protocol):
         """aiohttp closed its side: an answer in progress ends the connection."""
         if relay is self._relay:
             self._relay = None
+            self._resume("relay")  # a pause it asked for ends with it
         msg = self._active
         if type(msg) is _Relayed and msg.relay is relay and not (msg.answered and
                                                                   msg.keep_alive):

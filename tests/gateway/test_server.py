@@ -283,3 +283,37 @@ def test_wire_answers():
     with pytest.raises(HeaderInjection):
         encode_answer(200, CIMultiDict({"X": "a\r\nSet-Cookie: x=1"}), b"", head=False,
                       keep_alive=True)
+
+
+async def test_shutdown_finishes_requests_in_flight_and_closes_idle_connections():
+    slow = web.Application()
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.5)
+        return web.Response(body=BODY, content_type="application/json")
+
+    slow.router.add_route("*", "/{tail:.*}", answer)
+    upstream = TestServer(slow, host="127.0.0.1")
+    await upstream.start_server()
+    table = RouteTable()
+    table.upsert("wine", "wine", "1")
+    table.set_replicas("wine", [("127.0.0.1", upstream.port)])
+    runner = GatewayRunner(create_app(GatewayConfig(), table, lambda _e: None),
+                           access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+    busy = asyncio.create_task(exchange(port, invoke()))
+    await asyncio.sleep(0.1)
+    await runner.cleanup()
+    answer_bytes = await busy
+    assert answer_bytes.startswith(b"HTTP/1.1 200") and BODY in answer_bytes
+    assert b"connection: close" in answer_bytes.lower()
+    assert await asyncio.wait_for(idle_reader.read(1), 2) == b""  # closed at shutdown
+    idle_writer.close()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    await upstream.close()
