@@ -5,9 +5,10 @@ local runtime starts; it warms up (imports MLflow, scikit-learn, pandas and the
 predictor, and loads a model of its own) while nothing waits for it. Once it says
 ``ready``, :meth:`Zygote.fork` starts an odahu-ml-server replica as a fork of it: the
 runtime binds the replica's socket and opens its log file as before and hands both
-over with the request. Until then, or if the zygote died (it is started again), a
-replica is spawned from a fresh interpreter as before: the zygote only ever makes a
-start faster, never possible.
+over with the request. A start asked for while it warms up waits for it (up to
+``WARM_UP_WAIT``); if the zygote died (it is started again) or cannot start, a replica
+is spawned from a fresh interpreter as before: the zygote only ever makes a start
+faster, never possible.
 
 A forked replica is adopted by this process (a child subreaper: the zygote's middle
 process exits right after forking it), so, as a spawned one, it is the runtime's child:
@@ -40,6 +41,10 @@ from deploy.local.process import ZygoteUnavailable, die_with_parent
 
 log = logging.getLogger("mlgate.runtime")
 RESTART_DELAY = 5.0
+WARM_UP_WAIT = 60.0
+"""Seconds a replica start waits for a zygote still warming up: its warm-up costs what a
+fresh interpreter's start costs, so waiting is not slower, and the machine does that
+work once instead of twice."""
 ORPHAN_CHECK_INTERVAL = 10.0
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -120,6 +125,8 @@ class Zygote:
         self.log_path = log_path
         self.env = env
         self.ready = False
+        self._settled = asyncio.Event()
+        """Set while the zygote is ready, or gone (until the next one starts)."""
         self.import_seconds: float | None = None
         self.warm_seconds: float | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -144,6 +151,7 @@ class Zygote:
 
     async def close(self) -> None:
         self._closing = True
+        self._settled.set()
         for task in (self._task, self._reaper):
             if task is not None:
                 task.cancel()
@@ -161,6 +169,10 @@ class Zygote:
     async def fork(self, argv: list[str], env: dict[str, str] | None, listen: socket.socket,
                    log_path: Path) -> ZygoteChild:
         """A replica running ``python -m predictor <argv> --fd <listen>``, forked."""
+        if not self.ready and self._task is not None and not self._closing:
+            with contextlib.suppress(TimeoutError):  # warming up: cheaper to wait than to
+                async with asyncio.timeout(WARM_UP_WAIT):  # import everything once more
+                    await self._settled.wait()
         control = self._control
         if not self.ready or control is None:
             raise ZygoteUnavailable("the predictor zygote is not ready")
@@ -206,6 +218,7 @@ class Zygote:
                 await asyncio.sleep(RESTART_DELAY)
 
     async def _serve_once(self) -> None:
+        self._settled.clear()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         mine.setblocking(False)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +241,7 @@ class Zygote:
                 self._take(json.loads(data))
         finally:
             self.ready = False
+            self._settled.set()
             self._control = None
             mine.close()
             for future in self._forks.values():
@@ -237,6 +251,7 @@ class Zygote:
     def _take(self, message: dict[str, Any]) -> None:
         if message.get("ready"):
             self.ready = True
+            self._settled.set()
             self.import_seconds = message.get("import_s")
             self.warm_seconds = message.get("warm_s")
             log.info("predictor zygote ready (imports %.2fs, warm-up load %.2fs)",

@@ -121,3 +121,20 @@ def test_orphans_are_reaped_once_seen_twice():
     assert pid in seen and psutil.pid_exists(pid)  # first look: only noted
     reap_orphans(known=set(), seen=seen)
     assert not psutil.pid_exists(pid)
+
+
+async def test_a_start_during_the_warm_up_waits_for_the_zygote(demo_models, tmp_path):
+    z = Zygote(tmp_path / "zygote.log")
+    z.start()
+    try:
+        assert not z.ready
+        replica = await start_replica("wine", 4, str(demo_models / "wine-v1"),
+                                      tmp_path / "logs", 120, fork=z.fork)
+        try:
+            assert z.ready
+            assert not isinstance(replica.process, asyncio.subprocess.Process)  # forked
+            assert psutil.Process(replica.process.pid).ppid() == os.getpid()
+        finally:
+            await stop_replica(replica, 5)
+    finally:
+        await z.close()
