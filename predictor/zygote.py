@@ -123,12 +123,17 @@ def run_child(control: socket.socket, request: dict[str, Any], listen_fd: int,
               "subreaper?)", file=sys.stderr, flush=True)
         return 1
     os.environ.update(request.get("env") or {})
+    argv = [*request["argv"], "--fd", str(listen_fd)]
+    with contextlib.suppress(ImportError):  # ps and psutil show what a spawned replica shows
+        import setproctitle
+
+        setproctitle.setproctitle(" ".join([sys.executable, "-m", "predictor", *argv]))
     import numpy as np
 
     np.random.seed()  # not the zygote's state (Python's random reseeds itself at fork)
     from predictor.__main__ import main
 
-    return main([*request["argv"], "--fd", str(listen_fd)])
+    return main(argv)
 
 
 def fork_replica(control: socket.socket, request: dict[str, Any], fds: list[int]) -> None:

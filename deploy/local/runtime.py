@@ -114,7 +114,7 @@ class LocalRuntime:
         self.log_dir = settings.data_path / "logs"
         self.tracking_uri = self.local.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         self.zygote = Zygote(self.log_dir / "predictor-zygote.log", self._replica_env()) \
-            if self.local.zygote else None
+            if self.local.zygote != "never" else None
         self._units: dict[str, Unit] = {}
         self._wake = asyncio.Event()
         self._on_change: Callable[[], None] = lambda: None
@@ -129,10 +129,14 @@ class LocalRuntime:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.local.health_timeout))
         self._loop_task = asyncio.create_task(self._loop(), name="local-runtime")
-        if self.zygote is not None:
+        if self.zygote is not None and self.local.zygote == "always":
             self.zygote.start()
 
     def apply(self, deployment: ModelDeployment, replicas: int) -> None:
+        spec = deployment.spec
+        if self.zygote is not None and spec.min_replicas == 0 \
+                and spec.predictor == "odahu-ml-server" and self._loop_task is not None:
+            self.zygote.start()  # auto: a request will wait for this one's replicas to start
         unit = self._units.get(deployment.id)
         if unit is None:
             unit = self._units[deployment.id] = Unit(deployment.id, deployment)

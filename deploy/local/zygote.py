@@ -137,13 +137,15 @@ class Zygote:
         self._forks: dict[int, asyncio.Future[int]] = {}
         self._children: dict[int, ZygoteChild] = {}
         self._closing = False
+        self._refused = False
 
     def start(self) -> None:
         """Start (and keep restarting) the zygote in the background. Without the right to
         adopt orphans, it does not start: replicas are spawned."""
-        if self._task is not None:
+        if self._task is not None or self._refused:
             return
         if not become_subreaper():
+            self._refused = True
             log.warning("cannot become a child subreaper: replicas start without the zygote")
             return
         self._task = asyncio.create_task(self._run(), name="predictor-zygote")

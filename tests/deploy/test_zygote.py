@@ -138,3 +138,54 @@ async def test_a_start_during_the_warm_up_waits_for_the_zygote(demo_models, tmp_
             await stop_replica(replica, 5)
     finally:
         await z.close()
+
+
+async def test_a_forked_replica_shows_the_command_line_of_a_spawned_one(zygote, demo_models,
+                                                                         tmp_path):
+    replica = await start_replica("wine", 5, str(demo_models / "wine-v1"), tmp_path / "logs",
+                                  60, fork=zygote.fork)
+    try:
+        cmdline = " ".join(psutil.Process(replica.process.pid).cmdline())
+        assert "-m predictor --model-uri" in cmdline and "models/wine-v1" in cmdline
+        assert "zygote" not in cmdline
+    finally:
+        await stop_replica(replica, 5)
+
+
+@pytest.mark.parametrize(("given", "mode"), [
+    ("auto", "auto"), ("always", "always"), ("never", "never"), (True, "always"),
+    (False, "never"), ("TRUE", "always")])
+def test_the_zygote_setting(given, mode):
+    from deploy.config import RuntimeSettings
+
+    assert RuntimeSettings(zygote=given).zygote == mode
+
+
+def test_an_unknown_zygote_setting_is_refused():
+    from deploy.config import ConfigError, RuntimeSettings
+
+    with pytest.raises(ConfigError, match=r"local\.zygote"):
+        RuntimeSettings(zygote="sometimes")
+
+
+@pytest.mark.parametrize(("mode", "min_replicas", "started"), [
+    ("auto", 1, False), ("auto", 0, True), ("never", 0, False)])
+async def test_auto_starts_the_zygote_once_a_deployment_can_scale_to_zero(
+        tmp_path, demo_models, mode, min_replicas, started):
+    from deploy.config import load_settings
+    from deploy.control.deployments import parse_deployment
+    from deploy.local.runtime import LocalRuntime
+
+    settings = load_settings(None, env={}, overrides={"data_dir": str(tmp_path),
+                                                      "local": {"zygote": mode}})
+    runtime = LocalRuntime(settings)
+    await runtime.start(lambda: None)
+    try:
+        dep = parse_deployment({"id": "wine", "spec": {
+            "image": f"file://{demo_models / 'wine-v1'}", "predictor": "odahu-ml-server",
+            "minReplicas": min_replicas, "maxReplicas": 1}})
+        runtime.apply(dep, 0)
+        zygote = runtime.zygote
+        assert (zygote is not None and zygote._task is not None) is started
+    finally:
+        await runtime.close()
