@@ -14,7 +14,8 @@ Scenarios (``--only`` picks some):
 * ``throughput`` — saturated ``POST /model/<id>/api/model/invoke`` (wrk, closed loop)
   to ``bench/upstream.py`` (raw asyncio fixed-JSON server): directly, through nginx
   (plain reverse proxy, keep-alive upstream), through a plain aiohttp pass-through
-  (``bench/aiohttp_proxy.py``: the framework floor, no features) and through mlgate
+  (``bench/aiohttp_proxy.py``, no features), through a pass-through on mlgate's own
+  server (``bench/protocol_proxy.py``: the server floor) and through mlgate
   with everything on (JWT, Request-ID, logging to the spool, and whatever else
   ``mlgate up`` does by default). Also the CPU time each proxy spends per request.
 * ``latency`` — the same four at a fixed 1,000 requests/s, open loop
@@ -272,6 +273,13 @@ class Stack:
             self.tmp / f"aiohttp-{i}.log", ready_line="proxy ready on "))
             for i in range(self.workers)])
         self.aiohttp_url = f"http://127.0.0.1:{aio_port}"
+        proto_port = free_port()
+        self.protocol = Group([self._start(Service(
+            f"protocol-{i}", [PY, str(BENCH / "protocol_proxy.py"), "--upstream",
+                              f"127.0.0.1:{up_port}", "--port", str(proto_port), "--reuse-port"],
+            self.tmp / f"protocol-{i}.log", ready_line="proxy ready on "))
+            for i in range(self.workers)])
+        self.protocol_url = f"http://127.0.0.1:{proto_port}"
         self.mlgate, self.mlgate_url, self.token = start_mlgate(
             self.tmp / "mlgate", f"127.0.0.1:{up_port}", self.workers)
         self.services.append(self.mlgate)
@@ -415,6 +423,7 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
     targets = {"direct": (stack.direct_url, {}, None),
                "nginx": (stack.nginx_url, {}, stack.nginx),
                "aiohttp": (stack.aiohttp_url, {}, stack.aiohttp),
+               "protocol": (stack.protocol_url, {}, stack.protocol),
                "mlgate": (stack.mlgate_url, stack.auth, stack.mlgate)}
     json_header = {"Content-Type": "application/json"}
     scripts = {name: lua_script(tmp, "POST", INVOKE_BODY, json_header | hdrs)
@@ -430,6 +439,8 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
                 log(f"throughput run {i + 1} {name}: {runs[name][-1]['rps']:.0f} req/s")
         ratios = [m["rps"] / n["rps"] for m, n in zip(runs["mlgate"], runs["nginx"], strict=True)]
         floor = [m["rps"] / a["rps"] for m, a in zip(runs["mlgate"], runs["aiohttp"], strict=True)]
+        server = [m["rps"] / p["rps"]
+                  for m, p in zip(runs["mlgate"], runs["protocol"], strict=True)]
         out["throughput"] = {
             "command": command_line(wrk_command(stack.mlgate_url + INVOKE_PATH,
                                                 Path("invoke.lua"), args.duration,
@@ -442,6 +453,9 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
                                    for name, rs in runs.items() if name != "direct"},
             "ratio_mlgate_nginx": spread(ratios),
             "ratio_mlgate_aiohttp": spread(floor),
+            "protocol": "bench/protocol_proxy.py: a pass-through on mlgate's own server and "
+                        "upstream client, no filter at all, as many processes as mlgate",
+            "ratio_mlgate_protocol": spread(server),
             "cpu_ratio_nginx_mlgate": spread([
                 n["cpu_us_per_request"] / m["cpu_us_per_request"]
                 for m, n in zip(runs["mlgate"], runs["nginx"], strict=True)]),
@@ -461,7 +475,7 @@ def scenario_gateway(stack: Stack, args: argparse.Namespace, tmp: Path,
                 log(f"latency run {i + 1} {name}: p50 {lat[name][-1]['p50_ms']:.3f} ms "
                     f"p99 {lat[name][-1]['p99_ms']:.3f} ms")
         added = {}
-        for name in ("nginx", "aiohttp", "mlgate"):
+        for name in ("nginx", "aiohttp", "protocol", "mlgate"):
             added[name] = {
                 q: spread([r[f"{q}_ms"] - d[f"{q}_ms"]
                            for r, d in zip(lat[name], lat["direct"], strict=True)])
@@ -712,10 +726,15 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(f"| gateway throughput vs. its framework (req/s) | plain aiohttp proxy "
                     f"{fmt(t['rps']['aiohttp'])} | {fmt(t['rps']['mlgate'])} | "
                     f"{fmt(t['ratio_mlgate_aiohttp'], 2)} of aiohttp | | |")
+        rows.append(f"| gateway throughput vs. its own server, no feature (req/s) | "
+                    f"bench/protocol_proxy.py {fmt(t['rps']['protocol'])} | "
+                    f"{fmt(t['rps']['mlgate'])} | "
+                    f"{fmt(t['ratio_mlgate_protocol'], 2)} of it | | |")
         cpu_met = t["cpu_ratio_nginx_mlgate"]["median"] >= t["cpu_target"]
         rows.append(f"| gateway CPU per request, stub upstream (µs) | nginx "
                     f"{fmt(t['cpu_us_per_request']['nginx'])}; aiohttp "
-                    f"{fmt(t['cpu_us_per_request']['aiohttp'])} | "
+                    f"{fmt(t['cpu_us_per_request']['aiohttp'])}; no-feature server "
+                    f"{fmt(t['cpu_us_per_request']['protocol'])} | "
                     f"{fmt(t['cpu_us_per_request']['mlgate'])} | "
                     f"nginx / mlgate {fmt(t['cpu_ratio_nginx_mlgate'], 2)} | "
                     f">= {t['cpu_target']:g} | {'yes' if cpu_met else 'no'} |")
@@ -735,6 +754,7 @@ def markdown(results: dict[str, Any]) -> str:
             met = "yes" if a["mlgate"][q]["median"] <= target else "no"
             rows.append(f"| added {q} at {lt['rate']:g} req/s (ms) | "
                         f"nginx +{fmt(a['nginx'][q], 3)}; aiohttp +{fmt(a['aiohttp'][q], 3)}; "
+                        f"no-feature server +{fmt(a['protocol'][q], 3)}; "
                         f"direct {q} {fmt(ab['direct'][q], 3)} | "
                         f"{fmt(ab['mlgate'][q], 3)} |"
                         f" +{fmt(a['mlgate'][q], 3)} | <= {target:g} | {met} |")
