@@ -7,6 +7,7 @@ Nothing here starts anything; the shells in :mod:`deploy.serve` do.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from types import EllipsisType
 
@@ -34,7 +35,9 @@ from gateway import (
     Replica,
     RouteTable,
     Timeouts,
+    add_data_plane_route,
     add_openapi_route,
+    answer_json,
     configure_logging,
     create_app,
     create_sidecar_app,
@@ -143,7 +146,7 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     primary, which answers the rest."""
     app = create_app(build_gateway_config(settings, auth), table, writer.offer, forward_to)
     app[OBSERVER].attach(writer_stats=writer.stats)
-    feedback.add_routes(app, writer)
+    feedback.add_routes(app, writer, functools.partial(add_data_plane_route, app), answer_json)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
     set_error_format(app, feedback.SDK_PATH, feedback.sdk_error_body)
     add_openapi_route(app, table, feedback.openapi_paths(), feedback.openapi_schemas())

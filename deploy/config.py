@@ -115,6 +115,9 @@ class AuthSettings:
             raise ConfigError("auth.roles_claim needs at least one claim path")
 
 
+ZYGOTE_MODES = ("auto", "always", "never")
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
     replica_start_timeout: float = 180.0
@@ -125,8 +128,19 @@ class RuntimeSettings:
     restart_backoff: float = 1.0
     restart_backoff_max: float = 60.0
     mlflow_tracking_uri: str | None = None
+    zygote: str = "auto"
+    """odahu-ml-server replicas fork from a warm process with MLflow already imported
+    (``predictor.zygote``): ``auto`` starts it once a deployment can scale to zero
+    (``minReplicas: 0``: a request waits for its first replica), ``always`` at start,
+    ``never`` (every replica a fresh interpreter). true/false mean always/never."""
 
     def __post_init__(self) -> None:
+        mode = {"true": "always", "false": "never"}.get(str(self.zygote).lower(),
+                                                         str(self.zygote).lower())
+        if mode not in ZYGOTE_MODES:
+            raise ConfigError(f"local.zygote must be one of {', '.join(ZYGOTE_MODES)}, "
+                              f"got {self.zygote!r}")
+        object.__setattr__(self, "zygote", mode)
         for name in ("replica_start_timeout", "replica_stop_timeout", "health_interval",
                      "health_timeout", "restart_backoff", "restart_backoff_max"):
             if getattr(self, name) <= 0:

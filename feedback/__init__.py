@@ -1,6 +1,8 @@
 """The feedback loop: the feedback endpoints, the live join of labels to predictions, quality
 figures, and training data sets (``feedback.dataset``, the ``dataset`` extra)."""
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from .handlers import (
@@ -8,6 +10,7 @@ from .handlers import (
     SEED_PATH,
     DurableWriter,
     FeedbackError,
+    Respond,
     make_sdk_handler,
     make_seed_handler,
     parse_feedback,
@@ -30,13 +33,23 @@ from .report import (
 )
 from .spec import CELL_SECONDS, FIELDS, TASKS, QualitySpec, window_text
 
+AddRoute = Callable[..., object]
+"""``add(method, path, handler, name=None)``, as ``app.router.add_route``."""
 
-def add_routes(app: web.Application, writer: DurableWriter) -> None:
-    """Mount ``POST /feedback/model/`` (seed form) and ``POST /api/v1/feedback`` (ODAHU SDK)."""
-    seed = make_seed_handler(writer)
-    app.router.add_post(SEED_PATH + "/", seed, name="feedback-seed")
-    app.router.add_post(SEED_PATH, seed)
-    app.router.add_post(SDK_PATH, make_sdk_handler(writer), name="feedback-sdk")
+
+def add_routes(app: web.Application, writer: DurableWriter, add: AddRoute | None = None,
+               respond: Respond | None = None) -> None:
+    """Mount ``POST /feedback/model/`` (seed form) and ``POST /api/v1/feedback`` (ODAHU SDK).
+
+    ``add``: how a route is added (default ``app.router.add_route``; the edge passes the
+    gateway's, which also serves it on the fast data plane); ``respond``: how an answer is
+    built (default an aiohttp JSON response). The handlers use only a request's
+    ``headers`` and ``read()``, so either server can call them."""
+    add = add or app.router.add_route
+    seed = make_seed_handler(writer, respond)
+    add("POST", SEED_PATH + "/", seed, name="feedback-seed")
+    add("POST", SEED_PATH, seed)
+    add("POST", SDK_PATH, make_sdk_handler(writer, respond), name="feedback-sdk")
 
 
 __all__ = [
@@ -59,6 +72,7 @@ __all__ = [
     "QualityIndex",
     "QualitySpec",
     "ReportError",
+    "Respond",
     "VariantSamples",
     "add_routes",
     "compile_path",

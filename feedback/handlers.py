@@ -78,9 +78,14 @@ async def store(writer: DurableWriter, request_id: str, model_name: str, model_v
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+Respond = Callable[[int, Any, "dict[str, str] | None"], Any]
+"""``respond(status, json_payload, headers) -> answer``: how a handler's answer is built
+(default an aiohttp ``web.Response``; the edge passes the gateway's cheaper one)."""
 
 
-def make_seed_handler(writer: DurableWriter) -> Handler:
+def make_seed_handler(writer: DurableWriter, respond: Respond | None = None) -> Handler:
+    _json = respond or _aiohttp_json
+
     async def seed_feedback(request: web.Request) -> web.Response:
         try:
             rid, name, version, payload = parse_feedback(
@@ -95,7 +100,9 @@ def make_seed_handler(writer: DurableWriter) -> Handler:
     return seed_feedback
 
 
-def make_sdk_handler(writer: DurableWriter) -> Handler:
+def make_sdk_handler(writer: DurableWriter, respond: Respond | None = None) -> Handler:
+    _json = respond or _aiohttp_json
+
     async def sdk_feedback(request: web.Request) -> web.Response:
         try:
             rid, name, version, payload = parse_feedback(
@@ -109,6 +116,7 @@ def make_sdk_handler(writer: DurableWriter) -> Handler:
     return sdk_feedback
 
 
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
+def _aiohttp_json(status: int, payload: Any,
+                  headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(payload),
                         content_type="application/json", headers=headers)

@@ -11,6 +11,7 @@ from .app import (
     POOL,
     TABLE,
     GatewayConfig,
+    add_data_plane_route,
     build_filter_chain,
     create_app,
     create_sidecar_app,
@@ -40,6 +41,7 @@ from .errors import (
     json_response,
     set_error_format,
 )
+from .filters import Answer, answer_json
 from .forward import make_forward_filter, served_here
 from .limits import Limits, quiet_protocol_errors, server_settings
 from .metrics import ControlPlaneView, DeploymentState, ReplicaUsage
@@ -49,6 +51,7 @@ from .openapi import add_openapi_route
 from .outlier import OutlierPolicy
 from .proxy import RecordSink, hold_for_replica, send_to_deployment
 from .routing import Deployment, Replica, RouteTable, pick_replica
+from .server import GatewayRunner
 from .sticky import StickyKey
 from .traffic import DEFAULT_OVERRIDE_ROLES, TrafficRoute, WeightedTarget
 from .upstream import Timeouts, UpstreamPool
@@ -62,6 +65,7 @@ __all__ = [
     "PRINCIPAL_KEY",
     "SERVED_BY",
     "TABLE",
+    "Answer",
     "AuthConfig",
     "AuthError",
     "Authenticator",
@@ -71,6 +75,7 @@ __all__ = [
     "DeploymentState",
     "GatewayConfig",
     "GatewayError",
+    "GatewayRunner",
     "Handler",
     "JsonFormatter",
     "JwksSettings",
@@ -92,8 +97,10 @@ __all__ = [
     "TrafficRoute",
     "UpstreamPool",
     "WeightedTarget",
+    "add_data_plane_route",
     "add_exception_handler",
     "add_openapi_route",
+    "answer_json",
     "build_filter_chain",
     "configure_logging",
     "create_app",

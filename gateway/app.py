@@ -1,6 +1,9 @@
 """The gateway application: a declared filter chain over the proxy handler.
 
-The chain is frozen when the app is built. Outermost first:
+The chain is frozen when the app is built, and both servers behind the port run it
+(:mod:`gateway.filters` is the contract, :mod:`gateway.server` the servers): the
+data plane's paths are answered by the fast server, everything else by aiohttp,
+through this one list. Outermost first:
 
 -. ``forward``               a worker of ``--workers N`` only: what is not the data plane
                              goes to the primary process as it came (:mod:`gateway.forward`)
@@ -17,8 +20,10 @@ The chain is frozen when the app is built. Outermost first:
                              copy to the route's mirror
 
 Other packages (feedback, the management API) add their routes to the same
-application and so run behind the same chain. A sidecar (:func:`create_sidecar_app`) is
-the same chain over one deployment whose paths arrive bare.
+application and so run behind the same chain; a route of the data plane is also
+added to the app's :class:`~gateway.dataplane.DataPlane` (:func:`add_data_plane_route`).
+A sidecar (:func:`create_sidecar_app`) is the same chain over one deployment whose
+paths arrive bare.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ from .auth import (
     make_authn_filter,
     make_authz_filter,
 )
-from .errors import error_middleware, json_response
+from .dataplane import ANY, DataPlane, is_model_path
+from .errors import ERRORS, ErrorMapping, make_error_filter
+from .filters import Answer, Filter, Handler, answer_adapter, answer_json
 from .forward import make_forward_filter
 from .limits import Limits, make_body_filter, make_limits_filter
 from .mirror import Mirror
@@ -49,6 +56,7 @@ from .proxy import make_proxy_handler
 from .request_id import request_id_middleware
 from .route_proxy import CUSTOM_ROUTE, make_route_handler, make_route_match_filter
 from .routing import Replica, RouteTable
+from .server import DATA_PLANE
 from .upstream import Timeouts, UpstreamPool
 
 MODEL_ROUTE = r"/model/{deployment:[a-z][a-z0-9-]{0,62}}{tail:(/.*)?}"
@@ -92,15 +100,17 @@ AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
 def build_filter_chain(config: GatewayConfig, table: RouteTable,
                        authenticator: Authenticator | None = None,
                        observer: Observer | None = None,
-                       forward: Callable | None = None) -> list[Callable]:
-    """Outermost first. The body is read (with its deadline) only once the caller is
-    authenticated, and before authz, which may need a management write's ``id``; the
-    ModelRoute is matched before authz, whose rules may name its id."""
-    chain = [forward] if forward is not None else []
+                       forward: Callable | None = None,
+                       errors: ErrorMapping | None = None) -> list[Filter]:
+    """The one chain, outermost first (both servers run it; :mod:`gateway.filters`). The
+    body is read (with its deadline) only once the caller is authenticated, and before
+    authz, which may need a management write's ``id``; the ModelRoute is matched before
+    authz, whose rules may name its id."""
+    chain: list[Filter] = [forward] if forward is not None else []
     if observer is not None:
         chain.append(make_observe_filter(observer))
-    chain += [error_middleware, request_id_middleware,
-              make_limits_filter(config.max_body_bytes)]
+    chain += [make_error_filter(errors if errors is not None else ErrorMapping()),
+              request_id_middleware, make_limits_filter(config.max_body_bytes)]
     if config.auth is not None and authenticator is not None:
         chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
                   make_route_match_filter(table), make_authz_filter(config.auth.policy, table)]
@@ -126,9 +136,12 @@ def create_app(config: GatewayConfig, table: RouteTable,
     forward_pool = UpstreamPool(config.timeouts) if forward_to is not None else None
     forward = (make_forward_filter(forward_pool, forward_to)
                if forward_pool is not None and forward_to is not None else None)
-    app = web.Application(middlewares=build_filter_chain(config, table, authenticator, observer,
-                                                         forward),
+    errors = ErrorMapping()
+    chain = build_filter_chain(config, table, authenticator, observer, forward, errors)
+    app = web.Application(middlewares=[answer_adapter, *chain],
                           client_max_size=config.max_body_bytes)
+    app[ERRORS] = errors
+    plane = app[DATA_PLANE] = DataPlane(chain, config.max_body_bytes)
     if forward_pool is not None:
         app.cleanup_ctx.append(_pool_ctx(forward_pool))
     app[OBSERVER] = observer
@@ -157,10 +170,13 @@ def create_app(config: GatewayConfig, table: RouteTable,
     app.cleanup_ctx.append(mirror_ctx)
     proxy = make_proxy_handler(table, pool, sink, config.outlier)
     app.router.add_route("*", MODEL_ROUTE, proxy, name="model")
-    app.router.add_route("*", CUSTOM_ROUTE,
-                         make_route_handler(table, pool, sink, mirror, config.outlier),
-                         name="custom")
+    plane.add([ANY], "/model/", proxy, prefix=True, accept=is_model_path)
+    custom = make_route_handler(table, pool, sink, mirror, config.outlier)
+    app.router.add_route("*", CUSTOM_ROUTE, custom, name="custom")
+    plane.add([ANY], "/custom", custom)
+    plane.add([ANY], "/custom/", custom, prefix=True)
     app.router.add_get("/health", _health, name="health")
+    plane.add(["GET", "HEAD"], "/health", _health)
     add_metrics_route(app, observer)
     status.add_routes(app, observer)
     catalog.add_routes(app, table, pool)
@@ -172,11 +188,19 @@ def create_sidecar_app(config: GatewayConfig, table: RouteTable, deployment_id: 
     """The gateway inside one model's pod: the same chain, and every path (as a mesh or the
     edge sends it, ``/api/model/invoke``) to deployment ``deployment_id``, unchanged."""
     app = create_app(config, table, sink)
-    app.router.add_route("*", "/{tail:.*}",
-                         make_proxy_handler(table, app[POOL], sink, config.outlier,
-                                            deployment_id=deployment_id),
-                         name="sidecar")
+    proxy = make_proxy_handler(table, app[POOL], sink, config.outlier,
+                               deployment_id=deployment_id)
+    app.router.add_route("*", "/{tail:.*}", proxy, name="sidecar")
+    app[DATA_PLANE].set_fallback(proxy, "sidecar")
     return app
+
+
+def add_data_plane_route(app: web.Application, method: str, path: str,
+                         handler: Handler, name: str | None = None) -> None:
+    """Serve ``method path`` with ``handler`` on the fast server and on aiohttp alike (the
+    handler gets the filter contract's request and returns an answer)."""
+    app.router.add_route(method, path, handler, name=name)
+    app[DATA_PLANE].add([method], path, handler)
 
 
 def _pool_ctx(pool: UpstreamPool) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -188,5 +212,5 @@ def _pool_ctx(pool: UpstreamPool) -> Callable[[web.Application], AsyncIterator[N
     return pool_ctx
 
 
-async def _health(_request: web.Request) -> web.Response:
-    return json_response(200, {"status": "ok"})
+async def _health(_request: object) -> Answer:
+    return answer_json(200, {"status": "ok"})

@@ -26,9 +26,12 @@ from collections.abc import Awaitable, Callable, Mapping
 import orjson
 from aiohttp import web
 
+from .filters import Answer, Request, Response, answer_json
+
 log = logging.getLogger("mlgate.gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""Kept for the aiohttp handlers; filters are typed by :mod:`gateway.filters`."""
 ErrorFormat = Callable[[int, str, str], object]
 ExceptionMapper = Callable[[Exception], "tuple[int, str, Mapping[str, str] | None]"]
 
@@ -95,7 +98,31 @@ def default_error_body(_status: int, message: str, kind: str) -> object:
     return {"message": message, "reason": kind}
 
 
-ERROR_FORMATS = web.AppKey("mlgate_error_formats", dict)
+class ErrorMapping:
+    """Error body formats by path prefix and exception mappers by class: filled while the
+    app is assembled (:func:`set_error_format`, :func:`add_exception_handler`), read by
+    the error filter of both servers."""
+
+    def __init__(self) -> None:
+        self.formats: dict[str, ErrorFormat] = {}
+        self.handlers: dict[type[Exception], ExceptionMapper] = {}
+
+    def format_for(self, path: str) -> ErrorFormat:
+        for prefix, fmt in self.formats.items():
+            if path.startswith(prefix):
+                return fmt
+        return default_error_body
+
+    def mapper_for(self, exc: Exception) -> ExceptionMapper | None:
+        if self.handlers:
+            for cls in type(exc).__mro__:
+                mapper = self.handlers.get(cls)
+                if mapper is not None:
+                    return mapper
+        return None
+
+
+ERRORS = web.AppKey("mlgate_errors", ErrorMapping)
 
 
 def set_error_format(app: web.Application, path_prefix: str, fmt: ErrorFormat) -> None:
@@ -103,27 +130,14 @@ def set_error_format(app: web.Application, path_prefix: str, fmt: ErrorFormat) -
 
     Matched by path, not route, so 404/405/413 raised before routing get the same shape.
     """
-    app.setdefault(ERROR_FORMATS, {})[path_prefix] = fmt
-
-
-EXCEPTION_HANDLERS = web.AppKey("mlgate_exception_handlers", dict)
+    app.setdefault(ERRORS, ErrorMapping()).formats[path_prefix] = fmt
 
 
 def add_exception_handler(app: web.Application, exc_class: type[Exception],
                           mapper: ExceptionMapper) -> None:
     """Answer ``exc_class`` (and subclasses) raised by a handler as ``mapper(exc)`` says:
     ``(status, message, headers)``, in the error format of the request's path."""
-    app.setdefault(EXCEPTION_HANDLERS, {})[exc_class] = mapper
-
-
-def _mapper_for(request: web.Request, exc: Exception) -> ExceptionMapper | None:
-    handlers = request.app.get(EXCEPTION_HANDLERS)
-    if handlers:
-        for cls in type(exc).__mro__:
-            mapper = handlers.get(cls)
-            if mapper is not None:
-                return mapper
-    return None
+    app.setdefault(ERRORS, ErrorMapping()).handlers[exc_class] = mapper
 
 
 def error_response(status: int, message: str, kind: str,
@@ -132,41 +146,45 @@ def error_response(status: int, message: str, kind: str,
     return json_response(status, fmt(status, message, kind), headers)
 
 
-def _format_for(request: web.Request) -> ErrorFormat:
-    for prefix, fmt in request.app.get(ERROR_FORMATS, {}).items():
-        if request.path.startswith(prefix):
-            return fmt
-    return default_error_body
+def error_answer(status: int, message: str, kind: str,
+                 headers: Mapping[str, str] | None = None,
+                 fmt: ErrorFormat = default_error_body) -> Answer:
+    return answer_json(status, fmt(status, message, kind), headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost filter: mlgate errors, aiohttp's HTTP exceptions and bugs all answer JSON."""
-    try:
-        return await handler(request)
-    except GatewayError as exc:
-        return error_response(exc.status, exc.message, exc.kind, exc.headers,
-                              _format_for(request))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {k: v for k, v in exc.headers.items()
-                   if k.lower() not in ("content-type", "content-length")}
-        message = _http_exception_message(request, exc)
-        return error_response(exc.status, message, exc.reason.lower().replace(" ", "_"), headers,
-                              _format_for(request))
-    except Exception as exc:
-        mapper = _mapper_for(request, exc)
-        if mapper is not None:
-            status, message, headers = mapper(exc)
-            return error_response(status, message, type(exc).__name__, headers,
-                                  _format_for(request))
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal error in the gateway", "internal_error", None,
-                              _format_for(request))
+def make_error_filter(errors: ErrorMapping) -> Callable:
+    """Outermost filter (inside observe): mlgate errors, aiohttp's HTTP exceptions, mapped
+    exceptions of other packages and bugs all answer JSON."""
+
+    @web.middleware
+    async def error_filter(request: Request, handler: Handler) -> Response:
+        try:
+            return await handler(request)
+        except GatewayError as exc:
+            return error_answer(exc.status, exc.message, exc.kind, exc.headers,
+                                errors.format_for(request.path))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            headers = {k: v for k, v in exc.headers.items()
+                       if k.lower() not in ("content-type", "content-length")}
+            message = _http_exception_message(request, exc)
+            return error_answer(exc.status, message, exc.reason.lower().replace(" ", "_"),
+                                headers, errors.format_for(request.path))
+        except Exception as exc:
+            mapper = errors.mapper_for(exc)
+            fmt = errors.format_for(request.path)
+            if mapper is not None:
+                status, message, headers = mapper(exc)
+                return error_answer(status, message, type(exc).__name__, headers, fmt)
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_answer(500, "internal error in the gateway", "internal_error", None,
+                                fmt)
+
+    return error_filter
 
 
-def _http_exception_message(request: web.Request, exc: web.HTTPException) -> str:
+def _http_exception_message(request: Request, exc: web.HTTPException) -> str:
     if exc.status == 404:
         return f"no route for {request.path}"
     if exc.status == 405:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import NotFound
 
@@ -23,11 +23,14 @@ SERVER_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
 
 def decoded_request_encoding(incoming: Mapping[str, str]) -> str | None:
     """The Content-Encoding the server already removed from the request body, if any."""
-    for name, value in incoming.items():
-        if name.lower() == "content-encoding":
-            value = value.strip().lower()
-            return value if value in SERVER_DECODED else None
-    return None
+    if isinstance(incoming, CIMultiDictProxy | CIMultiDict):  # a request's: look it up
+        found = incoming.get("Content-Encoding")
+    else:
+        found = next((v for k, v in incoming.items() if k.lower() == "content-encoding"), None)
+    if found is None:
+        return None
+    value = found.strip().lower()
+    return value if value in SERVER_DECODED else None
 
 
 def upstream_path(raw_path: str, mount: str) -> str:

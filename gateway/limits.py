@@ -1,8 +1,9 @@
 """Limits on what a client may send: size, shape, time. Nothing here may crash a worker.
 
-* server level (``server_settings``, given to aiohttp's ``AppRunner``): header count,
-  header line size, and the idle timeout, which also bounds how long a client may
-  take to send a request's head (a slowloris connection is closed when it expires);
+* server level (``server_settings``, given to the runner, ``gateway.GatewayRunner``, and
+  through it to both servers): header count, header line size, and the idle timeout,
+  which also bounds how long a client may take to send a request's head (a slowloris
+  connection is closed when it expires);
 * ``make_limits_filter`` — before authentication: the path must not try to escape
   (``..``, ``%2e%2e``, encoded ``/`` or ``\\``, empty segments: 400) and a declared
   ``Content-Length`` over the limit is refused at once (413);
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -24,7 +25,8 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .errors import BadRequest, GatewayError, Handler, PayloadTooLarge
+from .errors import BadRequest, GatewayError, PayloadTooLarge
+from .filters import hooks_filter
 
 JSON_PATH_PREFIXES = ("/feedback/", "/api/v1/")
 
@@ -131,8 +133,7 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
 
 
 def make_limits_filter(max_body_bytes: int) -> Callable:
-    @web.middleware
-    async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def limits(request: web.Request) -> None:
         problem = path_problem(request.raw_path)
         if problem is not None:
             raise BadRequest(problem)
@@ -140,29 +141,28 @@ def make_limits_filter(max_body_bytes: int) -> Callable:
         if length is not None and length > max_body_bytes:
             raise PayloadTooLarge(f"request body is {length} bytes; the limit is "
                                   f"{max_body_bytes} bytes")
-        return await handler(request)
 
-    return limits
+    return hooks_filter(limits, name="limits")
 
 
 def make_body_filter(limits: Limits) -> Callable:
-    @web.middleware
-    async def body(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists:
-            if request.content.is_eof():  # already all here (the usual small body): no timer
-                data = await request.read()
-            else:
-                try:
-                    async with asyncio.timeout(limits.body_timeout):
-                        data = await request.read()
-                except TimeoutError:
-                    raise RequestTimeout(f"request body not received within "
-                                         f"{limits.body_timeout:g} s") from None
-            if data and request.path.startswith(JSON_PATH_PREFIXES):
-                _check_json_depth(data, limits.max_json_depth)
-        return await handler(request)
+    async def read_body(request: web.Request) -> None:
+        if request.content.is_eof():  # already all here (the usual small body): no timer
+            data = await request.read()
+        else:
+            try:
+                async with asyncio.timeout(limits.body_timeout):
+                    data = await request.read()
+            except TimeoutError:
+                raise RequestTimeout(f"request body not received within "
+                                     f"{limits.body_timeout:g} s") from None
+        if data and request.path.startswith(JSON_PATH_PREFIXES):
+            _check_json_depth(data, limits.max_json_depth)
 
-    return body
+    def body(request: web.Request) -> Awaitable[None] | None:
+        return read_body(request) if request.body_exists else None
+
+    return hooks_filter(body, name="body")
 
 
 def _check_json_depth(data: bytes, limit: int) -> None:

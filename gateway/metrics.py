@@ -5,7 +5,8 @@ Two kinds:
 * **per request**, updated on the request path: ``mlgate_requests_total``, the
   duration histograms, feedback and cold-start counters. Their labelled children
   are resolved once per (deployment, route, code) and cached, so a request costs
-  a dict lookup, one counter increment and three histogram observations.
+  a dict lookup, one counter increment and three histogram observations (plain
+  numbers, see :mod:`gateway.series`).
 * **state**, read at scrape time (on the event loop) by :class:`StateCollector` from
   what the gateway and the control plane already hold (the routing table, the
   control plane's view of each deployment with its replicas' CPU and memory, the
@@ -27,7 +28,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Histogram,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
@@ -39,6 +39,7 @@ from storage import WriterStats
 
 from .peers import PEER_FAMILIES, Peers, merge_families, sum_writer_stats
 from .routing import Deployment, RouteTable
+from .series import RequestSeries, Series
 
 REQUEST_LABELS = ("deployment", "route", "model_name", "model_version", "code")
 DURATION_BUCKETS = (
@@ -82,10 +83,7 @@ ControlPlaneView = Callable[[], Sequence[DeploymentState]]
 class _Children:
     model_name: str
     model_version: str
-    count: Any
-    total: Any
-    upstream: Any
-    overhead: Any
+    series: Series
 
 
 class GatewayMetrics:
@@ -94,21 +92,16 @@ class GatewayMetrics:
     def __init__(self, table: RouteTable) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "mlgate_requests", "Requests answered for a model deployment, by status code",
-            REQUEST_LABELS, registry=r)
-        self.duration = Histogram(
-            "mlgate_request_duration_seconds",
-            "Time from the request reaching the gateway to its answer (gateway total)",
-            REQUEST_LABELS, buckets=DURATION_BUCKETS, registry=r)
-        self.upstream = Histogram(
-            "mlgate_upstream_duration_seconds",
-            "Time a replica took to answer (the upstream part of the total)",
-            REQUEST_LABELS, buckets=DURATION_BUCKETS, registry=r)
-        self.overhead = Histogram(
-            "mlgate_gateway_overhead_seconds",
-            "Total minus upstream: the gateway's own time (filters, routing, cold-start hold)",
-            REQUEST_LABELS, buckets=DURATION_BUCKETS, registry=r)
+        self.series = RequestSeries(REQUEST_LABELS, DURATION_BUCKETS, (
+            "mlgate_requests", "Requests answered for a model deployment, by status code"), (
+            ("mlgate_request_duration_seconds",
+             "Time from the request reaching the gateway to its answer (gateway total)"),
+            ("mlgate_upstream_duration_seconds",
+             "Time a replica took to answer (the upstream part of the total)"),
+            ("mlgate_gateway_overhead_seconds",
+             "Total minus upstream: the gateway's own time (filters, routing, cold-start "
+             "hold)")))
+        r.register(self.series)
         self.feedback = Counter(
             "mlgate_feedback_received", "Feedback requests answered, by form and status code",
             ("form", "code"), registry=r)
@@ -130,19 +123,18 @@ class GatewayMetrics:
         c = self._children.get((dep.id, route, code))
         if c is None or c.model_version != dep.model_version or c.model_name != dep.model_name:
             c = self._resolve(dep, route, code)
-        c.count.inc()
-        c.total.observe(total)
+        s = c.series
+        s.count += 1
+        s.total.observe(total)
         if upstream is None:
-            c.overhead.observe(total)
+            s.overhead.observe(total)
         else:
-            c.upstream.observe(upstream)
-            c.overhead.observe(total - upstream)
+            s.upstream.observe(upstream)
+            s.overhead.observe(total - upstream)
 
     def _resolve(self, dep: Deployment, route: str, code: int) -> _Children:
         labels = (dep.id, route, dep.model_name, dep.model_version, str(code))
-        c = _Children(dep.model_name, dep.model_version, self.requests.labels(*labels),
-                      self.duration.labels(*labels), self.upstream.labels(*labels),
-                      self.overhead.labels(*labels))
+        c = _Children(dep.model_name, dep.model_version, self.series.series(labels))
         self._children[(dep.id, route, code)] = c
         return c
 

@@ -33,7 +33,7 @@ from .metrics import (
 from .peers import PeerReport, Peers, sum_writer_stats
 from .request_id import REQUEST_ID_KEY
 from .rolling import Window
-from .routing import Deployment, RouteTable
+from .routing import Deployment, RouteTable, model_deployment_id
 
 log = logging.getLogger("mlgate.gateway")
 
@@ -41,7 +41,6 @@ SERVED_BY = web.RequestKey("mlgate_served_by", Deployment)
 UPSTREAM_SECONDS = web.RequestKey("mlgate_upstream_seconds", float)
 COLD_START = web.RequestKey("mlgate_cold_start", bool)
 
-MODEL_ROUTE_NAME = "model"
 FEEDBACK_FORMS = {"/feedback/model/": "seed", "/feedback/model": "seed",
                   "/api/v1/feedback": "sdk"}
 WINDOW_SECONDS = 300
@@ -114,8 +113,10 @@ class Observer:
     def done(self, request: web.Request, status: int, seconds: float) -> None:
         """One finished request: count it where it belongs, queue its access line."""
         dep = request.get(SERVED_BY)
-        if dep is None and request.match_info.route.name == MODEL_ROUTE_NAME:
-            dep = self.table.get(request.match_info["deployment"])
+        if dep is None:
+            dep_id = model_deployment_id(request.path)
+            if dep_id is not None:
+                dep = self.table.get(dep_id)
         upstream = request.get(UPSTREAM_SECONDS)
         route = ""
         if dep is not None:

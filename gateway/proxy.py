@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import orjson
-from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from storage import Exchange
@@ -26,6 +25,7 @@ from .errors import (
     UpstreamError,
     default_error_body,
 )
+from .filters import Answer, Request
 from .headers import (
     decoded_request_encoding,
     response_headers,
@@ -35,7 +35,7 @@ from .headers import (
 from .observe import COLD_START, SERVED_BY, UPSTREAM_SECONDS
 from .outlier import OutlierPolicy, is_failure_status, record
 from .request_id import REQUEST_ID_KEY
-from .routing import Deployment, RouteTable, pick_replica
+from .routing import Deployment, RouteTable, model_deployment_id, pick_replica
 from .upstream import UpstreamPool, UpstreamResponse
 
 RecordSink = Callable[[Exchange], object]
@@ -102,7 +102,7 @@ async def hold_for_replica(dep: Deployment) -> None:
 async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str,
                   headers: dict[str, str], body: bytes,
                   outlier: OutlierPolicy = DEFAULT_OUTLIER,
-                  request: web.Request | None = None) -> tuple[UpstreamResponse, int]:
+                  request: Request | None = None) -> tuple[UpstreamResponse, int]:
     """One request to a deployment (held through a cold start); the answer and the
     upstream time in milliseconds. Counted for the autoscaler, except the documents the
     gateway answers itself. With ``request``, the metrics step finds on it who served it,
@@ -134,11 +134,13 @@ async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str
 
 def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
                        outlier: OutlierPolicy = DEFAULT_OUTLIER,
-                       deployment_id: str | None = None) -> Callable[[web.Request], object]:
+                       deployment_id: str | None = None) -> Callable[[Request], object]:
     """``/model/<id>/...``; with ``deployment_id`` (a sidecar) every path goes to that one."""
 
-    async def proxy(request: web.Request) -> web.Response:
-        dep_id = deployment_id or request.match_info["deployment"]
+    async def proxy(request: Request) -> Answer:
+        dep_id = deployment_id or model_deployment_id(request.path)
+        if dep_id is None:
+            raise NotFound(f"no route for {request.path}")
         dep = table.get(dep_id)
         if dep is None:
             raise NotFound(f"model deployment {dep_id!r} not found")
@@ -156,12 +158,12 @@ def make_proxy_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink,
         headers = response_headers(up.headers, request_id, dep.model_name, dep.model_version,
                                    upstream_ms)
         sink(exchange_of(request, dep, path_qs, body, up, headers))
-        return web.Response(status=up.status, body=up.body, headers=headers)
+        return Answer(up.status, headers, up.body)
 
     return proxy
 
 
-def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes,
+def exchange_of(request: Request, dep: Deployment, path_qs: str, body: bytes,
                 up: UpstreamResponse, headers: CIMultiDict[str],
                 extra: dict[str, object] | None = None,
                 route_id: str | None = None) -> Exchange:
@@ -176,7 +178,7 @@ def exchange_of(request: web.Request, dep: Deployment, path_qs: str, body: bytes
                          request.get(UPSTREAM_SECONDS))
 
 
-def failed_exchange(request: web.Request, dep: Deployment, path_qs: str, body: bytes,
+def failed_exchange(request: Request, dep: Deployment, path_qs: str, body: bytes,
                     exc: GatewayError, extra: dict[str, object] | None = None,
                     route_id: str | None = None) -> Exchange:
     """The record of a call the gateway answered itself after choosing ``dep`` (its 502,

@@ -7,7 +7,8 @@ import re
 
 from aiohttp import web
 
-from .errors import BadRequest, GatewayError, Handler
+from .errors import BadRequest, GatewayError
+from .filters import hooks_filter
 
 REQUEST_ID_KEY = web.RequestKey("mlgate_request_id", str)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -48,15 +49,20 @@ def pick_request_id(request_id: str | None, x_request_id: str | None) -> str:
     return given
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _pick(request: web.Request) -> None:
     headers = request.headers
-    rid = pick_request_id(headers.get("Request-ID"), headers.get("X-Request-ID"))
-    request[REQUEST_ID_KEY] = rid
-    try:
-        response = await handler(request)
-    except (web.HTTPException, GatewayError) as exc:
-        exc.headers["request-id"] = rid
-        raise
-    response.headers["request-id"] = rid
-    return response
+    request[REQUEST_ID_KEY] = pick_request_id(headers.get("Request-ID"),
+                                              headers.get("X-Request-ID"))
+
+
+def _echo(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["request-id"] = request[REQUEST_ID_KEY]
+
+
+def _echo_on_error(request: web.Request, exc: Exception) -> None:
+    if isinstance(exc, web.HTTPException | GatewayError):
+        exc.headers["request-id"] = request[REQUEST_ID_KEY]
+
+
+request_id_middleware = hooks_filter(_pick, _echo, _echo_on_error, "request_id_middleware")
+"""Keep or create the Request-ID, echo it on the answer (errors included)."""

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .auth.filters import PRINCIPAL_KEY, ROUTE_ID_KEY
-from .errors import GatewayError, Handler, NotFound, ServiceUnavailable, UpstreamConnectError
+from .errors import GatewayError, NotFound, ServiceUnavailable, UpstreamConnectError
+from .filters import Answer, Request, hooks_filter
 from .headers import response_headers, upstream_headers, upstream_path
 from .mirror import Mirror, MirrorCopy
 from .outlier import OutlierPolicy
@@ -51,16 +52,14 @@ MATCHED_ROUTE_KEY = web.RequestKey("mlgate_matched_route", TrafficRoute)
 
 
 def make_route_match_filter(table: RouteTable) -> Callable:
-    @web.middleware
-    async def route_match(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def route_match(request: web.Request) -> None:
         if request.raw_path.startswith(CUSTOM_PREFIX):
             route = table.match(request.raw_path)
             if route is not None:
                 request[MATCHED_ROUTE_KEY] = route
                 request[ROUTE_ID_KEY] = route.id
-        return await handler(request)
 
-    return route_match
+    return hooks_filter(route_match, name="route_match")
 
 
 def _choose(request: web.Request, route: TrafficRoute, usable: list[str],
@@ -83,9 +82,9 @@ def _extra(route: TrafficRoute, dep: Deployment, choice: Choice) -> dict[str, ob
 def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, mirror: Mirror,
                        outlier: OutlierPolicy = DEFAULT_OUTLIER,
                        draw: Callable[[], float] = random.random,
-                       ) -> Callable[[web.Request], object]:
+                       ) -> Callable[[Request], object]:
     async def send(route: TrafficRoute, choice: Choice, usable: list[str], method: str,
-                   path_qs: str, out: dict[str, str], body: bytes, request: web.Request,
+                   path_qs: str, out: dict[str, str], body: bytes, request: Request,
                    ) -> tuple[Deployment, Choice, UpstreamResponse, int]:
         tried: list[str] = []
         while True:
@@ -110,13 +109,13 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                 _log_failure(request, dep, route, choice, path_qs, body, exc)
                 raise
 
-    def _log_failure(request: web.Request, dep: Deployment | None, route: TrafficRoute,
+    def _log_failure(request: Request, dep: Deployment | None, route: TrafficRoute,
                      choice: Choice, path_qs: str, body: bytes, exc: GatewayError) -> None:
         if dep is not None:
             sink(failed_exchange(request, dep, path_qs, body, exc, _extra(route, dep, choice),
                                  route.id))
 
-    async def route_proxy(request: web.Request) -> web.Response:
+    async def route_proxy(request: Request) -> Answer:
         route = request.get(MATCHED_ROUTE_KEY) or table.match(request.raw_path)
         if route is None:
             raise NotFound(f"no model route for {request.path}")
@@ -142,6 +141,6 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
             mirror.copy(MirrorCopy(
                 route.id, route.mirror, request_id, request.method, request.raw_path, path_qs,
                 request.host, request.scheme, request.headers.items(), out, body))
-        return web.Response(status=up.status, body=up.body, headers=headers)
+        return Answer(up.status, headers, up.body)
 
     return route_proxy

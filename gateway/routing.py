@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .outlier import HEALTHY, OutlierState, ejected
 from .traffic import TrafficRoute
+
+MODEL_PATH = re.compile(r"/model/([a-z][a-z0-9-]{0,62})(?=/|$)")
+"""``/model/<deployment id>`` and below; the id follows the seed's rule."""
+
+
+def model_deployment_id(path: str) -> str | None:
+    """The deployment a ``/model/<id>/...`` path (without query) names, else None."""
+    m = MODEL_PATH.match(path)
+    return m.group(1) if m is not None else None
 
 
 @dataclass(slots=True, eq=False)
@@ -114,6 +124,8 @@ def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = (),
                  now: float | None = None) -> Replica | None:
     """Least outstanding requests among replicas not ejected (all of them if every one
     is: Envoy's panic mode); ties rotate so idle replicas share the load."""
+    if len(replicas) == 1 and not exclude:  # the common case: nothing to choose
+        return replicas[0]
     excluded = set(map(id, exclude))
     candidates = [r for r in replicas if id(r) not in excluded]
     if not candidates:

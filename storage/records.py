@@ -127,10 +127,17 @@ def stored_body(side: str, body: bytes, headers: Iterable[tuple[str, str]],
                 max_binary: int = MAX_BINARY_BYTES) -> dict[str, Any]:
     """``{"<side>_content": str, ...}``: the body as the record stores it (module docstring)."""
     out: dict[str, Any] = {}
-    data, removed = content_decode(body, header_value(headers, "content-encoding"))
+    encoding = binary_length = None
+    for key, value in headers:  # one pass for the two headers that matter (first value)
+        key = key.lower()
+        if key == "content-encoding":
+            encoding = value if encoding is None else encoding
+        elif key == BINARY_HEADER_LENGTH:
+            binary_length = value if binary_length is None else binary_length
+    data, removed = content_decode(body, encoding)
     if removed:
         out[f"{side}_content_decoded"] = removed
-    split = _binary_split(data, header_value(headers, BINARY_HEADER_LENGTH))
+    split = _binary_split(data, binary_length)
     if split is not None:
         head, binary = split
         try:

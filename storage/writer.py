@@ -2,7 +2,8 @@
 
 The gateway hands over finished exchanges with :meth:`RecordWriter.offer`,
 which never waits and never raises; records are built, serialised and
-appended to the spool by the writer's background task. Feedback uses
+appended to the spool by the writer's background task, a batch at a time (an
+exchange waits at most ``EXCHANGE_BATCH_DELAY`` for others). Feedback uses
 :meth:`RecordWriter.write_durable`, which returns once the record is synced
 to the spool: concurrent callers share one fsync (group commit).
 
@@ -58,6 +59,9 @@ from .stats import WriterStats
 log = logging.getLogger("mlgate.storage")
 
 CHUNK = 256  # exchanges spooled between two looks at waiting feedback
+EXCHANGE_BATCH_DELAY = 0.005
+"""Seconds an offered exchange may wait for others, so records are built and appended a
+batch at a time (one wake-up and one write), not one request at a time."""
 DROP_WARN_EVERY = 10.0  # seconds between two warnings about dropped request logs
 
 Tap = Callable[[str, str, int, list[dict[str, Any]]], None]
@@ -127,6 +131,7 @@ class RecordWriter:
         self._unuploaded = 0  # sealed segments not yet uploaded (queued or in flight)
         self._partitions: dict[tuple[str, str, str, str], Partition] = {}
         self._wake = asyncio.Event()
+        self._batching = False
         self._spool_task: asyncio.Task[None] | None = None
         self._upload_tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -144,8 +149,17 @@ class RecordWriter:
         if self.spool.size >= self.config.logs_max_bytes:
             return self._drop_exchange("the spool is full")
         self._exchanges.append(exchange)
-        self._wake.set()
+        if not self._batching:  # the first of a batch: spool it (and what follows) shortly
+            try:
+                asyncio.get_running_loop().call_later(EXCHANGE_BATCH_DELAY, self._spool_batch)
+                self._batching = True
+            except RuntimeError:  # not on the loop: the next wake-up takes it
+                self._wake.set()
         return True
+
+    def _spool_batch(self) -> None:
+        self._batching = False
+        self._wake.set()
 
     async def write_durable(self, kind: str, record: dict[str, Any], when: datetime) -> None:
         """Spool one record and return once it is synced to disk.
@@ -264,17 +278,24 @@ class RecordWriter:
             self._durable_bytes -= sum(len(item.line) for item in batch)
             touched: dict[int, Segment] = {}
             stored: list[_Durable] = []
+            groups: dict[Partition, list[_Durable]] = {}
             for item in batch:
-                try:
-                    seg = self.spool.append(item.partition, item.line)
-                except StorageError as exc:
-                    _resolve([item.done], exc)
-                    continue
-                touched[id(seg)] = seg
-                stored.append(item)
-                if item.partition.kind in self.tap_kinds:
-                    self._tap(item.partition.kind, seg, 1, [item.record])
-                self._detach_if_full(seg)
+                groups.setdefault(item.partition, []).append(item)
+            for partition, items in groups.items():  # one write per segment, not per record
+                while items:
+                    current = self.spool.current(partition)
+                    room = max(1, self.config.flush_records - (current.records if current else 0))
+                    part, items = items[:room], items[room:]
+                    try:
+                        seg = self.spool.append(partition, b"".join(i.line for i in part))
+                    except StorageError as exc:
+                        _resolve([i.done for i in part], exc)
+                        continue
+                    touched[id(seg)] = seg
+                    stored.extend(part)
+                    if partition.kind in self.tap_kinds:
+                        self._tap(partition.kind, seg, len(part), [i.record for i in part])
+                    self._detach_if_full(seg)
             self.stats.spool_syncs += 1
             try:
                 await asyncio.to_thread(Spool.sync, list(touched.values()))

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -123,8 +124,12 @@ class ReplicaProcess:
 
 async def start_replica(deployment_id: str, index: int, uri: str, log_dir: Path,
                         timeout: float, host: str = "127.0.0.1",
-                        env: dict[str, str] | None = None) -> ReplicaProcess:
+                        env: dict[str, str] | None = None,
+                        fork: Fork | None = None) -> ReplicaProcess:
     """Start one predictor process and return it once ``/healthcheck`` answers 200.
+
+    ``fork``: the predictor zygote's (:mod:`deploy.local.zygote`); the replica is a fork
+    of the warm zygote when it can, else a fresh ``python -m predictor``.
 
     Raises :class:`ModelCannotLoad` when the predictor exits saying so (exit code 3),
     :class:`ReplicaStartError` for any other exit or when it is not healthy in time.
@@ -136,19 +141,26 @@ async def start_replica(deployment_id: str, index: int, uri: str, log_dir: Path,
     sock.bind((host, 0))
     sock.listen(1024)
     port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "predictor", "--model-uri", uri,
-           "--fd", str(sock.fileno()), "--host", host]
-    with open(log_path, "ab") as log_file:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                pass_fds=(sock.fileno(),), start_new_session=True, preexec_fn=die_with_parent,
-                env={**os.environ, **(env or {})})
-        finally:
-            sock.close()
+    args = ["--model-uri", uri, "--host", host]
+    process: Any = None
+    how = "forked from the zygote"
+    try:
+        if fork is not None:
+            with contextlib.suppress(ZygoteUnavailable):
+                process = await fork(args, env, sock, log_path)
+        if process is None:
+            how = "spawned"
+            with open(log_path, "ab") as log_file:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "predictor", *args, "--fd", str(sock.fileno()),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                    pass_fds=(sock.fileno(),), start_new_session=True,
+                    preexec_fn=die_with_parent, env={**os.environ, **(env or {})})
+    finally:
+        sock.close()
     replica = ReplicaProcess(deployment_id, index, host, port, process, log_path)
-    log.info("replica %s-%d starting on %s:%d (pid %d)", deployment_id, index, host, port,
-             process.pid)
+    log.info("replica %s-%d starting on %s:%d (pid %d, %s)", deployment_id, index, host, port,
+             process.pid, how)
     try:
         await wait_healthy(replica, timeout)
     except BaseException:
@@ -209,4 +221,10 @@ async def stop_replica(replica: ReplicaProcess, timeout: float) -> None:
 
 
 StartReplica = Callable[..., Awaitable[ReplicaProcess]]
+Fork = Callable[..., Awaitable[Any]]
+"""``(argv, env, listening socket, log path) -> process``; raises :class:`ZygoteUnavailable`."""
+
+
+class ZygoteUnavailable(Exception):
+    """The zygote cannot fork now: the replica is spawned instead."""
 """``(deployment_id, index, uri, log_dir, timeout, *, env) -> ReplicaProcess``, once healthy."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -51,6 +52,7 @@ from deploy.local.process import (
     stop_replica,
 )
 from deploy.local.triton import start_triton_replica
+from deploy.local.zygote import Zygote
 from gateway import ReplicaUsage
 
 log = logging.getLogger("mlgate.runtime")
@@ -111,6 +113,8 @@ class LocalRuntime:
         self.local = settings.local
         self.log_dir = settings.data_path / "logs"
         self.tracking_uri = self.local.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        self.zygote = Zygote(self.log_dir / "predictor-zygote.log", self._replica_env()) \
+            if self.local.zygote != "never" else None
         self._units: dict[str, Unit] = {}
         self._wake = asyncio.Event()
         self._on_change: Callable[[], None] = lambda: None
@@ -125,8 +129,14 @@ class LocalRuntime:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.local.health_timeout))
         self._loop_task = asyncio.create_task(self._loop(), name="local-runtime")
+        if self.zygote is not None and self.local.zygote == "always":
+            self.zygote.start()
 
     def apply(self, deployment: ModelDeployment, replicas: int) -> None:
+        spec = deployment.spec
+        if self.zygote is not None and spec.min_replicas == 0 \
+                and spec.predictor == "odahu-ml-server" and self._loop_task is not None:
+            self.zygote.start()  # auto: a request will wait for this one's replicas to start
         unit = self._units.get(deployment.id)
         if unit is None:
             unit = self._units[deployment.id] = Unit(deployment.id, deployment)
@@ -191,6 +201,8 @@ class LocalRuntime:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        if self.zygote is not None:
+            await self.zygote.close()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -200,6 +212,8 @@ class LocalRuntime:
         unit.failure = unit.problem = ""
         try:
             unit.start = starter_for(deployment.spec.predictor)
+            if unit.start is start_replica and self.zygote is not None:
+                unit.start = functools.partial(start_replica, fork=self.zygote.fork)
             unit.uri = model_uri(deployment.spec.image, self.tracking_uri)
         except GiveUp as exc:
             unit.failure = str(exc)
@@ -265,8 +279,11 @@ class LocalRuntime:
 
     # -- one replica ----------------------------------------------------------------------------
 
+    def _replica_env(self) -> dict[str, str] | None:
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri} if self.tracking_uri else None
+
     async def _run_replica(self, unit: Unit, slot: Slot) -> None:
-        env = {"MLFLOW_TRACKING_URI": self.tracking_uri} if self.tracking_uri else None
+        env = self._replica_env()
         assert unit.start is not None  # a unit without a starter has failed: nothing starts
         try:
             replica = await unit.start(unit.id, slot.index, unit.uri, self.log_dir,

@@ -20,7 +20,7 @@ from aiohttp import web
 from deploy.compose import build_limits, build_sidecar_app, build_writer
 from deploy.config import Settings
 from deploy.control.identity import UNKNOWN_VERSION, probe_identity
-from gateway import RouteTable, quiet_protocol_errors, server_settings
+from gateway import GatewayRunner, RouteTable, quiet_protocol_errors, server_settings
 
 log = logging.getLogger("mlgate.sidecar")
 
@@ -55,7 +55,7 @@ async def run_sidecar(settings: Settings, upstream: tuple[str, int], deployment_
         await writer.start()
     quiet_protocol_errors()
     identity = asyncio.create_task(learn_identity(table, deployment_id, upstream, predictor))
-    runner = web.AppRunner(build_sidecar_app(settings, table, deployment_id, writer),
+    runner = GatewayRunner(build_sidecar_app(settings, table, deployment_id, writer),
                            handle_signals=False, access_log=None, shutdown_timeout=15,
                            **server_settings(build_limits(settings)))
     code = 0

@@ -48,7 +48,15 @@ from deploy.serve.workers import (
     orphan_spool_dirs,
     worker_command,
 )
-from gateway import MIRROR, OBSERVER, Observer, RouteTable, quiet_protocol_errors, server_settings
+from gateway import (
+    MIRROR,
+    OBSERVER,
+    GatewayRunner,
+    Observer,
+    RouteTable,
+    quiet_protocol_errors,
+    server_settings,
+)
 from storage import StorageError
 
 log = logging.getLogger("mlgate")
@@ -105,7 +113,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     try:
         app = build_app(settings, table, writer, auth, store, joiner=joiner)
         app[OBSERVER].attach(view=control_plane_view(store, runtime))
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
+        runner = GatewayRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                                **server_settings(build_limits(settings)))
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,

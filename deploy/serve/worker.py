@@ -34,7 +34,14 @@ from deploy.serve.worker_link import (
     load_report,
 )
 from deploy.serve.workers import worker_spool_dir
-from gateway import OBSERVER, Replica, RouteTable, quiet_protocol_errors, server_settings
+from gateway import (
+    OBSERVER,
+    GatewayRunner,
+    Replica,
+    RouteTable,
+    quiet_protocol_errors,
+    server_settings,
+)
 from storage import StorageError
 
 log = logging.getLogger("mlgate.worker")
@@ -60,7 +67,7 @@ async def run_worker(args: argparse.Namespace) -> int:
     app = build_app(settings, table, writer, build_auth_config(settings), store=None,
                     forward_to=Replica(host, int(port)))
     observer = app[OBSERVER]
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
+    runner = GatewayRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                            **server_settings(build_limits(settings)))
 
     def demand(dep_id: str) -> None:

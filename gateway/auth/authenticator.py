@@ -73,14 +73,18 @@ class Authenticator:
         self._clock = clock
         self._keys_version = keys.version
 
-    async def authenticate(self, token: str) -> Principal:
-        now = self._clock()
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still valid (no I/O), else None."""
         if self.keys.version != self._keys_version:
             self.cache.clear()
             self._keys_version = self.keys.version
-        principal = self.cache.get(token, now)
+        return self.cache.get(token, self._clock())
+
+    async def authenticate(self, token: str) -> Principal:
+        principal = self.cached(token)
         if principal is not None:
             return principal
+        now = self._clock()
         if len(token) > self.max_token_bytes:
             raise AuthError("token_too_large",
                             f"token is longer than {self.max_token_bytes} bytes")

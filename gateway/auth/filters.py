@@ -12,13 +12,13 @@ may set ``ROUTE_ID_KEY`` so rules can name the route id instead of the path.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from ..errors import Handler
+from ..filters import hooks_filter
 from ..routing import RouteTable
 from .authenticator import Authenticator, Principal
 from .classify import classify, is_open
@@ -48,14 +48,20 @@ def bearer_token(headers: MultiMapping[str]) -> str:
 
 
 def make_authn_filter(authenticator: Authenticator) -> Callable:
-    @web.middleware
-    async def authn(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not is_open(request.method, request.path):
-            token = bearer_token(request.headers)
-            request[PRINCIPAL_KEY] = await authenticator.authenticate(token)
-        return await handler(request)
+    async def verify(request: web.Request, token: str) -> None:
+        request[PRINCIPAL_KEY] = await authenticator.authenticate(token)
 
-    return authn
+    def authn(request: web.Request) -> Awaitable[None] | None:
+        if is_open(request.method, request.path):
+            return None
+        token = bearer_token(request.headers)
+        principal = authenticator.cached(token)
+        if principal is None:
+            return verify(request, token)  # not seen yet: verify (keys may need fetching)
+        request[PRINCIPAL_KEY] = principal
+        return None
+
+    return hooks_filter(authn, name="authn")
 
 
 def body_id(body: bytes) -> str | None:
@@ -86,23 +92,36 @@ def make_authz_filter(policy: Policy, table: RouteTable) -> Callable:
         dep = table.get(access.resource.name)
         return frozenset({dep.role_name}) if dep is not None and dep.role_name else frozenset()
 
-    @web.middleware
-    async def authz(request: web.Request, handler: Handler) -> web.StreamResponse:
-        target = classify_cached(request.method, request.path, request.get(ROUTE_ID_KEY))
-        if target.open:
-            return await handler(request)
-        principal = request[PRINCIPAL_KEY]
-        if target.unclassified and request.match_info.http_exception is not None:
-            return await handler(request)  # nothing serves this path: routing answers 404/405
-        access = target.access
-        assert access is not None
-        if target.id_from_body and request.body_exists:
-            name = body_id(await request.read())
-            if name is not None:
-                access = Access(access.action, Resource(access.resource.kind, name))
+    async def with_body_id(request: web.Request, access: Access,
+                           principal: Principal) -> None:
+        name = body_id(await request.read())
+        if name is not None:
+            access = Access(access.action, Resource(access.resource.kind, name))
+        check(principal, access)
+
+    def check(principal: Principal, access: Access) -> None:
         decision = decide_cached(principal.roles, access, resource_roles(access))
         if not decision.allowed:
             raise Forbidden(decision.reason)
-        return await handler(request)
 
-    return authz
+    def authz(request: web.Request) -> Awaitable[None] | None:
+        target = classify_cached(request.method, request.path, request.get(ROUTE_ID_KEY))
+        if target.open:
+            return None
+        principal = request[PRINCIPAL_KEY]
+        if target.unclassified and _unrouted(request):
+            return None  # nothing serves this path: routing answers 404/405
+        access = target.access
+        assert access is not None
+        if target.id_from_body and request.body_exists:
+            return with_body_id(request, access, principal)
+        check(principal, access)
+        return None
+
+    return hooks_filter(authz, name="authz")
+
+
+def _unrouted(request: web.Request) -> bool:
+    """aiohttp's router found no handler (the fast server only takes routed paths)."""
+    match_info = getattr(request, "match_info", None)
+    return match_info is not None and match_info.http_exception is not None
