@@ -45,6 +45,7 @@ log = logging.getLogger("mlgate.feedback")
 KINDS = (RESPONSE_BODY, FEEDBACK)
 HOUR = 3600
 RESCAN_DEPTH = 24 * HOUR
+MODELS_ASK_INTERVAL = 0.2
 """How far back the periodic rescan lists (the first scan covers the whole horizon)."""
 
 
@@ -139,6 +140,7 @@ class Joiner:
         self._task: asyncio.Task[None] | None = None
         self._rebuild: asyncio.Task[None] | None = None
         self._scanning = False
+        self._models_asked = float("-inf")
         self.complete = False
         """The figures cover the whole horizon (the first scan of the bucket is done)."""
         self.rebuilding = False
@@ -341,7 +343,22 @@ class Joiner:
                 self._versions.add((name, version))
             index.add_prediction(record)
         else:
+            if record.get("model_name") not in index.models:
+                self._learn_models()
             index.add_feedback(record, now)
+
+    def _learn_models(self) -> None:
+        """Feedback for a model the index does not know: the control plane may know it since
+        the last poll (a deployment that just became Ready; this process's own feedback can
+        reach the join before its prediction, which is spooled in batches). Asked at most
+        every ``MODELS_ASK_INTERVAL`` seconds, so unknown names cannot flood the store."""
+        now = time.monotonic()
+        if now - self._models_asked < MODELS_ASK_INTERVAL:
+            return
+        self._models_asked = now
+        names = {d.model_name for d in self.deployments() if d.model_name}
+        for target in self._targets:
+            target.index.models |= names
 
     def _kind_of(self, key: str) -> str:
         rest = key[len(self.prefix) + 1:] if self.prefix else key

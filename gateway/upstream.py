@@ -108,6 +108,7 @@ class UpstreamPool:
                 resp = await conn.send(request, method == "HEAD", self.timeouts.read)
             except Disconnected as exc:
                 self._discard(conn)
+                self._drop_idle(key)
                 if reused and not exc.got_bytes and method in IDEMPOTENT:
                     reused = False
                     conn = await self._connect(replica)
@@ -117,6 +118,7 @@ class UpstreamPool:
                     f"{exc}") from None
             except ProtocolError as exc:
                 self._discard(conn)
+                self._drop_idle(key)
                 raise UpstreamProtocolError(
                     f"replica {replica.address} closed the connection or sent a broken answer: "
                     f"{exc}") from None
@@ -200,6 +202,16 @@ class UpstreamPool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+    def _drop_idle(self, key: tuple[str, int]) -> None:
+        """A connection to this replica broke mid-exchange: its idle siblings most likely
+        did too (the process died, or closed them all), so none is reused; the next
+        request opens a new connection, whose failure to connect can move to another
+        replica, where a reused dead one would fail a request that cannot be resent."""
+        for conn in self._idle.pop(key, ()):
+            conn.close()
+            self._open -= 1
+        self._wake_one()
 
     def _close_one_idle(self) -> bool:
         for conns in self._idle.values():

@@ -114,3 +114,15 @@ async def test_a_changed_spec_rebuilds_the_figures_in_the_background(tmp_path):
     await until(lambda: totals(joiner)["labelled"] == 1 and not joiner.rebuilding)
     assert totals(joiner)["mae"] == 4.0
     await joiner.close()
+
+
+async def test_feedback_before_the_first_prediction_of_a_model_the_index_does_not_know_yet(
+        tmp_path):
+    """This process's feedback can reach the join before its prediction (exchanges are
+    spooled in batches): the model is asked from the deployments, the feedback waits."""
+    infos: list[DeploymentInfo] = []
+    joiner = joiner_for(tmp_path, lambda: infos)
+    infos.append(DeploymentInfo("wine-v1", "wine", "1.0"))  # Ready since the last poll
+    joiner.tap(FEEDBACK, "feedback/k1.json", 0, [feedback("first", 6)])
+    joiner.tap("response_body", "response_body/k2.json", 0, [prediction("first", 5.5)])
+    assert totals(joiner)["labelled"] == 1

@@ -228,3 +228,20 @@ async def test_the_connection_limit_queues_requests(pool):
         assert server.connections == 1
     finally:
         await limited.close()
+
+
+async def test_a_broken_exchange_retires_the_replicas_idle_connections(pool):
+    """When one connection to a replica breaks mid-exchange (the process died), its idle
+    siblings are not reused: a dead one would fail a request that cannot be resent."""
+    answers = {"ok": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}
+    server = RawServer(lambda _r: [answers["ok"]] if answers else None)
+    async with server as replica:
+        results = await asyncio.gather(*(pool.send(replica, "POST", "/", {}, b"x")
+                                         for _ in range(3)))
+        assert [r.body for r in results] == [b"ok"] * 3 and server.connections == 3
+        answers.clear()  # from now on the replica drops each request unanswered
+        with pytest.raises(UpstreamProtocolError):
+            await pool.send(replica, "POST", "/", {}, b"x")
+        answers["ok"] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        assert (await pool.send(replica, "POST", "/", {}, b"x")).body == b"ok"
+    assert server.connections == 4  # a new connection, not one of the two idle siblings
