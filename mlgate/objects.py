@@ -449,6 +449,8 @@ class Table(list[R], Generic[R]):
     def __str__(self) -> str:
         return text_table(self._rows())
 
+    __repr__ = __str__  # a REPL shows the table too
+
     def _repr_html_(self) -> str:
         return html_table(self._rows())
 
