@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from .v2 import flatten
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -98,7 +100,7 @@ def answer_columns(answer: Any) -> tuple[list[str], list[list[Any]]]:
         columns: list[str] = []
         per_output: list[list[list[Any]]] = []
         for tensor in answer["outputs"]:
-            name, data = str(tensor.get("name")), list(_flat(tensor.get("data") or []))
+            name, data = str(tensor.get("name")), list(flatten(tensor.get("data") or []))
             shape = tensor.get("shape") or [len(data)]
             n = int(shape[0]) if shape else len(data)
             width = len(data) // n if n else 0
@@ -108,14 +110,6 @@ def answer_columns(answer: Any) -> tuple[list[str], list[list[Any]]]:
         rows = [[v for output in per_output for v in output[i]] for i in range(n_rows)]
         return columns, rows
     raise ValueError(f"not a model answer mlgate knows: {str(answer)[:200]}")
-
-
-def _flat(value: Any) -> Any:
-    if isinstance(value, list):
-        for item in value:
-            yield from _flat(item)
-    else:
-        yield value
 
 
 def prediction_frame(parts: Sequence[tuple[Any, str]], index: Any = None,

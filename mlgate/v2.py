@@ -141,13 +141,14 @@ def outputs_by_name(response: Mapping[str, Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for tensor in response.get("outputs") or []:
         data = tensor.get("data")
-        out[str(tensor.get("name"))] = list(_flatten(data)) if data is not None else []
+        out[str(tensor.get("name"))] = list(flatten(data)) if data is not None else []
     return out
 
 
-def _flatten(value: Any) -> Any:
+def flatten(value: Any) -> Any:
+    """The scalars of nested lists, in order."""
     if isinstance(value, list):
         for item in value:
-            yield from _flatten(item)
+            yield from flatten(item)
     else:
         yield value
