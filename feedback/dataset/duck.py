@@ -170,6 +170,7 @@ def prepare(con: Any, sources: Sources, query: ExportQuery) -> list[str]:
                          response_content AS content
                   FROM {_reader(sources.predictions, PREDICTIONS)}
                   WHERE starts_with(response_status, '2') AND deployment_id IS NOT NULL
+                    AND json_valid(response_content)
                     AND request_id IS NOT NULL AND model_name = {_literal(query.model_name)}
                     {version} AND {_bounds(query)}
                   QUALIFY row_number() OVER (PARTITION BY request_id, deployment_id
@@ -183,7 +184,8 @@ def prepare(con: Any, sources: Sources, query: ExportQuery) -> list[str]:
                             json_extract(content, '$.dataframe_split.data[*]')) AS data
             FROM (SELECT request_id, deployment_id, request_content AS content
                   FROM {_reader(sources.requests, REQUESTS)}
-                  WHERE request_id IS NOT NULL AND {_bounds(query)}
+                  WHERE request_id IS NOT NULL AND json_valid(request_content)
+                    AND {_bounds(query)}
                   QUALIFY row_number() OVER (PARTITION BY request_id, deployment_id
                                              ORDER BY time) = 1)),
         fb AS (

@@ -39,6 +39,11 @@ def stack(mlgate_module, demo_models, tmp_path_factory):
         two = client.post("/model/wine-v1/api/model/invoke", headers={"Request-ID": "ds-two"},
                           json={"columns": SEED_COLUMNS, "data": [SEED_ROW, SEED_ROW]})
         assert two.status_code == 200
+        # records whose contents are not JSON are no rows (and break nothing): a document
+        # the gateway answers itself (no request body), a body the model refuses
+        assert client.get("/model/wine-v1/api/model/info").status_code == 200
+        assert client.post("/model/wine-v1/api/model/invoke", content=b"not json",
+                           headers={"Content-Type": "text/plain"}).status_code == 400
         for i in range(4):
             send_feedback(client, f"ds-{i}", {"truthful": 5 + i})
         send_feedback(client, "ds-0", {"truthful": 8})  # a correction

@@ -125,6 +125,10 @@ def test_routes_split_traffic_and_change_weights(mg):
     assert {mg.invoke("sdk-ab", FEATURES.iloc[:1], route=True).attrs["deployment"]
             for _ in range(5)} == {"sdk-v1"}
     assert "sdk-ab" in str(mg.routes.list())
+    updated = mg.routes.update("sdk-ab", "/custom/sdk-ab", {"sdk-v1": 90, "sdk-v2": 10},
+                               mirror="sdk-v2")
+    assert updated.targets == {"sdk-v1": 90, "sdk-v2": 10} and updated.spec["mirror"] == "sdk-v2"
+    assert mg.deployments.default_route("sdk-v1").url_prefix == "/model/sdk-v1"
     assert mg.info("sdk-ab", route=True)["openapi"].startswith("3.")
     assert "deleted" in mg.routes.delete("sdk-ab")
     with pytest.raises(mlgate.NotFound):
@@ -152,6 +156,14 @@ def test_errors_name_what_went_wrong(mg, stack):
     with mlgate.Client("http://127.0.0.1:9", "x", progress=False, retries=0) as nowhere:
         with pytest.raises(mlgate.ConnectionFailed):
             nowhere.deployments.list()
+
+
+def test_update_a_deployment_and_wait_for_it(mg):
+    dep = mg.deployments.get("sdk-v2").to_dict()
+    manifest = {"kind": "ModelDeployment", "id": dep["id"],
+                "spec": {**dep["spec"], "maxReplicas": 2}}
+    updated = mg.deployments.update(manifest, wait=True, timeout=240)
+    assert updated.ready and updated.spec["maxReplicas"] == 2
 
 
 def test_a_deployment_that_fails_raises_with_the_reason_and_is_deleted(mg):
