@@ -73,7 +73,8 @@ class NoRollout(StoreError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """The wall clock to the second: the times a rollout shows and stores."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def unavailable_reason(source: JoinSource | None) -> str:
