@@ -23,7 +23,10 @@ import yaml
 
 from tests.conftest import EXAMPLES, ROOT, wait_until
 from tests.e2e.canary_models import save
-from tests.e2e.test_odahu_cli import odahuflowctl  # noqa: F401 - a fixture
+
+# fixtures of other modules: a headless Chromium tab, the real odahuflowctl
+from tests.e2e.test_catalog_browser import ARTIFACTS, browser, give_token, page  # noqa: F401
+from tests.e2e.test_odahu_cli import odahuflowctl  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 CONFIG = """\
@@ -268,6 +271,27 @@ def test_metrics_show_every_rollouts_weights_phase_and_judgements(stack, traffic
     fails = [line for line in text.splitlines() if line.startswith(
         'mlgate_rollout_judgements_total{metric="quality-mae",route="worse",verdict="fail"}')]
     assert fails == [fails[0]] and float(fails[0].split()[-1]) == 1.0
+
+
+def test_the_status_page_shows_each_rollout_with_its_weight_over_time(stack, traffic, page):  # noqa: F811
+    finished(stack, "better")
+    finished(stack, "worse")
+    page.goto(f"{stack.url}/status/")
+    give_token(page, stack.token)
+    better, worse = '[data-rollout="better"]', '[data-rollout="worse"]'
+    page.wait_for_selector(f"{better} canvas")
+    page.wait_for_selector(f"{worse} canvas")
+    assert page.inner_text(f"{better} .phase") == "Succeeded"
+    assert page.inner_text(f"{worse} .phase") == "Failed"
+    legend = page.inner_text(f"{better} .u-legend")
+    assert "wine-v2 (canary)" in legend and "wine-v1 (stable)" in legend
+    assert "weight % over time" in page.inner_text(f"{better} .u-title")
+    assert page.inner_text(f'{worse} tr[data-metric="quality-mae"] .verdict') == "fail"
+    assert page.inner_text(f'{better} tr[data-metric="quality-mae"] .verdict') == "pass"
+    assert "rolled back to wine-v1" in page.inner_text(f"{worse} .message")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#rollouts").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(ARTIFACTS / "status-rollout.png"))
 
 
 def test_odahuflowctl_round_trips_spec_analysis(stack, traffic, odahuflowctl, tmp_path):  # noqa: F811
