@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from deploy.api.common import STORE, answer, edge_url, read_object
-from deploy.api.rollouts import checked_for_write, status_rollout, written
+from deploy.api.rollouts import check_judgeable, held_weights, status_rollout, written
 from deploy.control.routes import ModelRoute, keep_analysis, parse_route, route_status
 from deploy.control.store import NotFound, Store
 
@@ -39,8 +39,10 @@ async def get_route(request: web.Request) -> web.Response:
 
 async def create_route(request: web.Request) -> web.Response:
     store = _store(request)
-    route = parse_route(await read_object(request), store.has_deployment)
-    route = store.create_route(checked_for_write(request, route))
+    data = await read_object(request)
+    check_judgeable(request, data)
+    route = parse_route(data, store.has_deployment)
+    route = store.create_route(held_weights(request, route))
     written(request, route)
     return answer(201, _with_status(request, [store.get_route(route.id)])[0])
 
@@ -54,8 +56,10 @@ async def update_route(request: web.Request) -> web.Response:
         current = store.get_route(data["id"]) if isinstance(data.get("id"), str) else None
     except NotFound:
         current = None
-    route = parse_route(keep_analysis(data, current), store.has_deployment)
-    route = store.update_route(checked_for_write(request, route))
+    data = keep_analysis(data, current)
+    check_judgeable(request, data)
+    route = parse_route(data, store.has_deployment)
+    route = store.update_route(held_weights(request, route))
     written(request, route)
     return answer(200, _with_status(request, [store.get_route(route.id)])[0])
 

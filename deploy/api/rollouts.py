@@ -43,16 +43,24 @@ def status_rollout(store: Store, route: ModelRoute) -> dict[str, Any] | None:
     return rollout_status(spec, state) if state is not None else None
 
 
-def checked_for_write(request: web.Request, route: ModelRoute) -> ModelRoute:
-    """A route about to be stored: refused (503) with ``spec.analysis`` where rollouts cannot
-    be judged; with the running rollout's weights when its analysis stays the same."""
-    spec = route_analysis(route)
-    if spec is None:
-        return route
+def check_judgeable(request: web.Request, data: Any) -> None:
+    """A route body with ``spec.analysis`` is refused (503) where rollouts cannot be judged,
+    before anything else is checked: nothing else would make it work here."""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    if not isinstance(spec, dict) or spec.get("analysis") is None:
+        return
     driver = request.app.get(ROLLOUTS)
     if driver is None or driver.unavailable:
         raise Unavailable(driver.unavailable if driver is not None else
                           "this mlgate runs no canary rollouts")
+
+
+def held_weights(request: web.Request, route: ModelRoute) -> ModelRoute:
+    """A route about to be stored, with the running rollout's weights when its analysis stays
+    the same (whatever weights the body said)."""
+    spec = route_analysis(route)
+    if spec is None:
+        return route
     state = state_of(route.id, request.app[STORE].get_rollout(route.id))
     if state is None or state.spec_hash != spec_hash(spec):
         return route
