@@ -219,7 +219,7 @@ def test_without_traffic_the_rollout_is_inconclusive_then_fails_at_its_deadline(
     """``mlgate route status --watch`` follows it (one line per change off a terminal) and
     exits 1 when it fails; the canary never got more than its first step."""
     doc = route_doc("idle", "wine-v2", analysis("wine-v2", ERROR_RATE, QUALITY,
-                                                progressDeadline="4s"))
+                                                progressDeadline="15s"))
     with stack.client() as client:
         assert client.post("/api/v1/model/route", json=doc).status_code == 201
     watched = subprocess.run(
@@ -232,7 +232,7 @@ def test_without_traffic_the_rollout_is_inconclusive_then_fails_at_its_deadline(
     assert any(line.startswith("idle: Inconclusive at step 1 of 1") and "waits for samples"
                in line for line in lines), lines
     assert lines[-1].startswith("idle: Failed at step 1 of 1, canary wine-v2 0%, 0/1 failed "
-                                "checks: no decision within progressDeadline 4s at step 1 "
+                                "checks: no decision within progressDeadline 15s at step 1 "
                                 "of 1; rolled back to wine-v1; last judgement inconclusive")
     done = rollout(stack, "idle")
     assert max(h["canaryWeight"] for h in done["history"]) == 50

@@ -7,6 +7,8 @@ deployment, feedback with labels); the driver reads them with ``feedback.variant
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -383,3 +385,42 @@ def test_only_this_routes_requests_are_judged(store, driver, clock, join):
     driver.tick()
     assert state(store)["phase"] == "Inconclusive"
     assert "has 30 canary and 0 stable" in state(store)["message"]
+
+
+class NoReplicas:
+    """A runtime with nothing to run (the reconciler asks it what it knows)."""
+
+    autoscales = True
+
+    def known(self) -> set[str]:
+        return set()
+
+
+async def test_the_reconcilers_passes_drive_the_rollouts_and_publish_their_weights(store, join):
+    """Wired as ``mlgate up`` wires it: the reconciler's loop runs the driver, and the
+    weights it stores reach the gateway's route table (pushed to every worker from there)."""
+    from deploy.control.autoscaler import ScalingPolicy
+    from deploy.control.reconciler import Reconciler
+    from gateway import RouteTable
+
+    table = RouteTable()
+    driver = RolloutDriver(store, join, unavailable="")
+    reconciler = Reconciler(store, NoReplicas(), table, ScalingPolicy(), 0.05, rollouts=driver)
+    task = asyncio.create_task(reconciler.run())
+    try:
+        store.create_route(route())
+
+        async def published() -> dict[str, int]:
+            for _ in range(100):
+                routes = {r.id: r for r in table.routes()}
+                if ROUTE in routes and routes[ROUTE].targets[1].weight == 10:
+                    return {t.deployment_id: t.weight for t in routes[ROUTE].targets}
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"the table has {table.routes()}")
+
+        assert await published() == {STABLE: 90, CANARY: 10}
+        assert state(store)["phase"] == "Progressing"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
