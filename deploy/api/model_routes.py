@@ -6,8 +6,18 @@ from aiohttp import web
 
 from deploy.api.common import STORE, answer, edge_url, read_object
 from deploy.api.rollouts import check_judgeable, held_weights, status_rollout, written
-from deploy.control.routes import ModelRoute, keep_analysis, parse_route, route_status
+from deploy.control.resource import ValidationError
+from deploy.control.routes import (
+    ROUTE_VALIDATION,
+    ModelRoute,
+    keep_analysis,
+    parse_route,
+    route_status,
+)
 from deploy.control.store import NotFound, Store
+
+KEPT_ANALYSIS = ("spec.analysis was kept from the stored route because the request has none: "
+                 "send \"analysis\": null to remove it")
 
 
 def _store(request: web.Request) -> Store:
@@ -56,9 +66,14 @@ async def update_route(request: web.Request) -> web.Response:
         current = store.get_route(data["id"]) if isinstance(data.get("id"), str) else None
     except NotFound:
         current = None
-    data = keep_analysis(data, current)
-    check_judgeable(request, data)
-    route = parse_route(data, store.has_deployment)
+    kept = keep_analysis(data, current)
+    check_judgeable(request, kept)
+    try:
+        route = parse_route(kept, store.has_deployment)
+    except ValidationError as exc:
+        if kept is data or not any(e.startswith("spec.analysis") for e in exc.errors):
+            raise
+        raise ValidationError(ROUTE_VALIDATION, [*exc.errors, KEPT_ANALYSIS]) from None
     route = store.update_route(held_weights(request, route))
     written(request, route)
     return answer(200, _with_status(request, [store.get_route(route.id)])[0])

@@ -314,6 +314,18 @@ def test_odahuflowctl_round_trips_spec_analysis(stack, traffic, odahuflowctl, tm
     assert weights(stack, "better") == {"wine-v1": 0, "wine-v2": 100}  # the rollout's, kept
 
 
+def test_a_put_without_analysis_that_no_longer_fits_it_says_so(stack, traffic):
+    body = route_doc("better", "wine-noisy", None)  # another canary, and no spec.analysis
+    with stack.client() as client:
+        refused = client.put("/api/v1/model/route", json=body)
+        assert refused.status_code == 400
+        assert "spec.analysis.canary: must be one of the route's targets (wine-v1, " \
+               "wine-noisy), got 'wine-v2'" in refused.json()["message"]
+        assert refused.json()["message"].endswith(
+            'spec.analysis was kept from the stored route because the request has none: send '
+            '"analysis": null to remove it')
+
+
 def cli(stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "deploy.cli", *args, "--url", stack.url,
                            "--token", stack.token], capture_output=True, text=True,
