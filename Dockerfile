@@ -1,7 +1,8 @@
 # The slim gateway image: every role that loads no model —
 #   mlgate up ...        the edge: gateway + API + controller (runtime: kubernetes), or feedback
 #   mlgate sidecar ...   the gateway inside a model pod, in front of its predictor
-# Core + the `k8s` extra, pinned by requirements/gateway.lock (a subset of runtime.lock):
+# Core + the `k8s`, `dataset` and `analysis` (canary judge: numpy, scipy) extras, pinned by
+# requirements/gateway.lock (a subset of runtime.lock):
 # no MLflow, scikit-learn, pandas or PyTriton. Models run in the predictor image
 # (Dockerfile.predictor).
 # Build: docker build -t registry.example.com/mlgate:0.1.0 .

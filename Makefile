@@ -42,8 +42,9 @@ odahu-cli: $(ODAHU_VENV)/.installed
 LOCK = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet $(LOCK_ARGS)
 lock: install
 	$(LOCK) --extra predictor --extra triton --extra k8s --extra sdk --extra parquet \
-	  --extra dataset --extra spark -o requirements/runtime.lock
-	$(LOCK) --extra k8s --extra dataset -c requirements/runtime.lock -o requirements/gateway.lock
+	  --extra dataset --extra spark --extra analysis -o requirements/runtime.lock
+	$(LOCK) --extra k8s --extra dataset --extra analysis -c requirements/runtime.lock \
+	  -o requirements/gateway.lock
 	$(LOCK) --extra predictor -c requirements/runtime.lock -o requirements/predictor.lock
 	$(LOCK) --extra triton -c requirements/runtime.lock -o requirements/triton.lock
 	$(LOCK) --extra dev -c requirements/runtime.lock -o requirements/dev.lock

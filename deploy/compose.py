@@ -21,6 +21,7 @@ from deploy.batch.scheduling import JobRuntime
 from deploy.config import Settings
 from deploy.control.quality import deployment_infos
 from deploy.control.reconciler import Reconciler
+from deploy.control.rollouts import RolloutDriver
 from deploy.control.runtime import Runtime
 from deploy.control.store import Store
 from deploy.keys import build_auth_config
@@ -64,6 +65,7 @@ __all__ = [
     "build_joiner",
     "build_limits",
     "build_reconciler",
+    "build_rollouts",
     "build_runtime",
     "build_sidecar_app",
     "build_writer",
@@ -140,10 +142,11 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
               auth: AuthConfig | EllipsisType | None = ...,
               store: Store | None = None,
               forward_to: Replica | None = None,
-              joiner: feedback.Joiner | None = None) -> web.Application:
+              joiner: feedback.Joiner | None = None,
+              rollouts: RolloutDriver | None = None) -> web.Application:
     """The edge's app: gateway, feedback, the OpenAPI document, and (with ``store``) the
-    management API, with the live quality figures of ``joiner``. ``forward_to``: a worker's
-    primary, which answers the rest."""
+    management API, with the live quality figures of ``joiner`` and the canary rollouts of
+    ``rollouts``. ``forward_to``: a worker's primary, which answers the rest."""
     app = create_app(build_gateway_config(settings, auth), table, writer.offer, forward_to)
     app[OBSERVER].attach(writer_stats=writer.stats)
     feedback.add_routes(app, writer, functools.partial(add_data_plane_route, app), answer_json)
@@ -153,9 +156,11 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     if store is not None:
         add_management_api(app, store, settings.api.edge_url, build_batch_config(settings),
                            RecordSource(build_backend(settings), settings.storage.prefix),
-                           joiner)
+                           joiner, rollouts)
         if joiner is not None:
             app[OBSERVER].attach(collector=feedback.QualityCollector(joiner))
+        if rollouts is not None:
+            app[OBSERVER].attach(collector=rollouts.metrics)
     return app
 
 
@@ -205,7 +210,14 @@ def build_runtime(settings: Settings) -> Runtime:
     return LocalRuntime(settings)
 
 
+def build_rollouts(store: Store, joiner: feedback.Joiner | None) -> RolloutDriver:
+    """The canary rollouts' driver (``spec.analysis`` of ModelRoutes), judging what
+    ``joiner`` joined; it says why it cannot judge without the analysis extra or the join."""
+    return RolloutDriver(store, joiner)
+
+
 def build_reconciler(settings: Settings, store: Store, runtime: Runtime,
-                     table: RouteTable) -> Reconciler:
+                     table: RouteTable, rollouts: RolloutDriver | None = None) -> Reconciler:
+    """The control loop; ``rollouts``: the canary rollouts it drives on each pass."""
     a = settings.autoscaler
-    return Reconciler(store, runtime, table, a.policy(), a.interval)
+    return Reconciler(store, runtime, table, a.policy(), a.interval, rollouts=rollouts)

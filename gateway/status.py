@@ -101,6 +101,7 @@ def add_routes(app: web.Application, observer: Observer) -> None:
         "": PAGE_DIR / "index.html", "index.html": PAGE_DIR / "index.html",
         "status.js": PAGE_DIR / "status.js", "status.css": PAGE_DIR / "status.css",
         "quality.js": PAGE_DIR / "quality.js",
+        "rollout.js": PAGE_DIR / "rollout.js",
         "mlgate-token.js": SWAGGER_UI_DIR / "mlgate-token.js",
         "uPlot.iife.min.js": VENDOR_DIR / "uplot" / "uPlot.iife.min.js",
         "uPlot.min.css": VENDOR_DIR / "uplot" / "uPlot.min.css",

@@ -5,13 +5,14 @@
     dep = mg.deploy("./models/wine-v2", id="wine-v2", min_replicas=1, wait=True)
     pred = mg.invoke("wine-v2", df)                       # DataFrame in -> DataFrame out
     mg.feedback(pred, df["quality"])                      # one label per predicted row
+    mg.rollout("wine").watch()                            # a canary rollout, live
 
 :class:`AsyncClient` has the same methods, awaited. Errors are :mod:`mlgate.errors`
 exceptions carrying the server's message and status. The SDK is a client of mlgate's REST
 API only; DataFrames need pandas (``pip install 'mlgate[sdk]'``).
 """
 
-from .client import AsyncClient, BaseClient, Client, Deployments, Jobs, Routes
+from .client import AsyncClient, BaseClient, Client, Deployments, Jobs, RolloutControl, Routes
 from .errors import (
     ApiError,
     Conflict,
@@ -27,7 +28,7 @@ from .errors import (
     Unavailable,
     WaitTimeout,
 )
-from .objects import Deployment, Job, Quality, Route, Table
+from .objects import Deployment, Job, Quality, Rollout, Route, Table
 
 __all__ = [
     "ApiError",
@@ -46,6 +47,8 @@ __all__ = [
     "MlgateError",
     "NotFound",
     "Quality",
+    "Rollout",
+    "RolloutControl",
     "Route",
     "Routes",
     "ServerError",

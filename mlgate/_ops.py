@@ -16,7 +16,7 @@ import orjson
 from . import frames
 from ._steps import Call, Op, Progress, Sleep
 from .errors import DeploymentFailed, NotFound, WaitTimeout
-from .objects import Deployment, Job, Quality, Route, Table, job_figures
+from .objects import Deployment, Job, Quality, Rollout, Route, Table, job_figures
 from .v2 import TRITON_PREDICTOR, InvokeRequestError, build_invoke_request, is_v2_body
 
 API = "/api/v1"
@@ -172,6 +172,10 @@ def default_route(deployment_id: str) -> Op[Route]:
 
 
 def write_route(body: dict[str, Any], create: bool) -> Op[Route]:
+    """POST or PUT. A PUT replaces the whole spec: a body without ``spec.analysis`` removes it
+    (the API keeps it for clients that cannot send it, such as odahuflowctl)."""
+    if not create and isinstance(body.get("spec"), Mapping) and "analysis" not in body["spec"]:
+        body = {**body, "spec": {**body["spec"], "analysis": None}}
     resp = yield Call("POST" if create else "PUT", ROUTES, json=body)
     return Route(resp.json())
 
@@ -200,12 +204,55 @@ def with_weights(route: Route, weights: Mapping[str, int]) -> dict[str, Any]:
 
 def set_weights(route_id: str, weights: Mapping[str, int]) -> Op[Route]:
     route = yield from get_route(route_id)
+    if route.spec.get("analysis") is not None:
+        raise ValueError(f"the weights of model route {route_id} belong to its canary rollout "
+                         "(spec.analysis): promote, abort or pause the rollout, or remove "
+                         "spec.analysis first")
     return (yield from write_route(with_weights(route, weights), False))
 
 
 def delete_route(route_id: str) -> Op[str]:
     resp = yield Call("DELETE", f"{ROUTES}/{route_id}")
     return resp.json().get("message", "")
+
+
+# -- canary rollouts -------------------------------------------------------------------------
+
+ROLLOUT_ACTIONS = ("promote", "abort", "pause", "resume")
+ROLLOUT_PROGRESS_EVERY = 5.0
+
+
+def get_rollout(route_id: str) -> Op[Rollout]:
+    resp = yield Call("GET", f"{ROUTES}/{route_id}/rollout")
+    return Rollout(resp.json())
+
+
+def rollout_action(route_id: str, action: str) -> Op[Rollout]:
+    if action not in ROLLOUT_ACTIONS:
+        raise ValueError(f"unknown rollout action {action!r}; one of "
+                         f"{', '.join(ROLLOUT_ACTIONS)}")
+    resp = yield Call("POST", f"{ROUTES}/{route_id}/rollout/{action}")
+    return Rollout(resp.json())
+
+
+def watch_rollout(route_id: str, timeout: float | None) -> Op[Rollout]:
+    """Follow a rollout until it is Succeeded or Failed (either is returned, not raised);
+    ``WaitTimeout`` when ``timeout`` seconds pass first. Progress: the canary's weight of 100,
+    a line per phase or step (or every few seconds while the figures move)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        rollout = yield from get_rollout(route_id)
+        yield Progress(rollout.describe(), done=rollout.finished,
+                       completed=rollout.canary_weight, total=100,
+                       state=f"{rollout.phase}:{rollout.step}:{rollout.failed_checks}",
+                       throttle=ROLLOUT_PROGRESS_EVERY, detail=rollout.raw)
+        if rollout.finished:
+            return rollout
+        if deadline is not None and time.monotonic() > deadline:
+            raise WaitTimeout(f"the rollout of model route {route_id} has not finished after "
+                              f"{timeout:g}s ({rollout.phase}, step {rollout.step} of "
+                              f"{rollout.steps})")
+        yield Sleep(POLL_INTERVAL)
 
 
 # -- inference jobs --------------------------------------------------------------------------

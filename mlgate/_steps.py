@@ -59,6 +59,9 @@ class Progress:
     throttle: float = 0.0
     """Plain-line displays print a changed text at most every ``throttle`` seconds unless
     ``state`` changed (a job's counts move every poll; a deployment's lines are few)."""
+    detail: Any = None
+    """What was polled, as the API answered it (a rollout's document), for displays that
+    show more than a line."""
 
 
 Step = Call | Sleep | Progress

@@ -18,7 +18,7 @@ import httpx
 from . import _ops, frames
 from ._drive import run_async, run_sync
 from ._steps import Op, RetryPolicy
-from .objects import Deployment, Job, Quality, Route, Table
+from .objects import Deployment, Job, Quality, Rollout, Route, Table
 from .progress import SinkFactory, default_progress
 
 DEFAULT_URL = "http://127.0.0.1:5080"
@@ -162,6 +162,15 @@ class BaseClient(Generic[H]):
         """
         return self._run(_ops.quality(target, route, since, until, window))
 
+    def rollout(self, route_id: str) -> RolloutControl[H]:
+        """The canary rollout of route ``route_id`` (its ``spec.analysis``): ``status()``,
+        ``watch()``, and ``promote()``, ``abort()``, ``pause()``, ``resume()``. Nothing is
+        sent until one of them is called::
+
+            mg.rollout("wine").watch()      # follow it until Succeeded or Failed
+        """
+        return RolloutControl(self, route_id)
+
     def dataset(self, model: str, *, version: str | None = None,
                 deployment: str | None = None, since: str | None = None,
                 until: str | None = None, labelled_only: bool = False,
@@ -294,6 +303,45 @@ class Routes(Generic[H]):
     def delete(self, id: str) -> str:
         """Delete a route (default routes go with their deployment); the server's message."""
         return self._client._run(_ops.delete_route(id))
+
+
+class RolloutControl(Generic[H]):
+    """``client.rollout(route_id)``: one route's canary rollout. Every method returns the
+    rollout as it is after the call (:class:`~mlgate.objects.Rollout`); ``NotFound`` when the
+    route has no ``spec.analysis``, ``Conflict`` when its phase does not allow the action."""
+
+    def __init__(self, client: BaseClient[H], route_id: str) -> None:
+        self._client = client
+        self.route_id = route_id
+
+    def status(self) -> Rollout:
+        """Where the rollout is: phase, step, weights, failed checks, the last judgement."""
+        return self._client._run(_ops.get_rollout(self.route_id))
+
+    def watch(self, *, timeout: float | None = None) -> Rollout:
+        """Follow the rollout until it is ``Succeeded`` or ``Failed`` (either is returned, not
+        raised), showing the canary's weight and each change like the SDK's other waits;
+        ``WaitTimeout`` after ``timeout`` seconds."""
+        return self._client._run(_ops.watch_rollout(self.route_id, timeout))
+
+    def promote(self) -> Rollout:
+        """Give the canary 100 now (also after a Failed rollout)."""
+        return self._client._run(_ops.rollout_action(self.route_id, "promote"))
+
+    def abort(self) -> Rollout:
+        """Back to stable 100 now; the rollout ends Failed."""
+        return self._client._run(_ops.rollout_action(self.route_id, "abort"))
+
+    def pause(self) -> Rollout:
+        """Keep the weights, judge nothing, stop the deadline's clock."""
+        return self._client._run(_ops.rollout_action(self.route_id, "pause"))
+
+    def resume(self) -> Rollout:
+        """Continue a paused rollout at its step."""
+        return self._client._run(_ops.rollout_action(self.route_id, "resume"))
+
+    def __repr__(self) -> str:
+        return f"<RolloutControl {self.route_id!r}>"
 
 
 def _route_manifest(id: str | Mapping[str, Any], url_prefix: str | None,

@@ -32,10 +32,12 @@ def deployment_row(d: dict[str, Any]) -> Row:
 
 
 def route_row(r: dict[str, Any]) -> Row:
-    """A route's table columns: ID, DEFAULT, URL PREFIX, TARGETS, MIRROR, STATE, EDGE URL."""
+    """A route's table columns: ID, DEFAULT, URL PREFIX, TARGETS, MIRROR, STATE, EDGE URL,
+    and ROLLOUT (phase and step of a canary rollout, when a route has one)."""
     spec, status = r.get("spec", {}), r.get("status", {})
     targets = ", ".join(f"{t['mdName']}:{t.get('weight', 100)}"
                         for t in spec.get("modelDeployments", []))
+    rollout = status.get("rollout")
     return {
         "ID": r.get("id", ""),
         "DEFAULT": "yes" if r.get("default") else "no",
@@ -44,6 +46,7 @@ def route_row(r: dict[str, Any]) -> Row:
         "MIRROR": spec.get("mirror") or "-",
         "STATE": status.get("state", ""),
         "EDGE URL": status.get("edgeUrl", ""),
+        "ROLLOUT": f"{rollout['phase']} {rollout['step']}/{rollout['steps']}" if rollout else "",
     }
 
 
@@ -432,6 +435,175 @@ def _flatten(prefix: str, value: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = item
     return out
+
+
+ROLLOUT_FINISHED = frozenset({"Succeeded", "Failed"})
+
+
+def rollout_figure(metric: str, value: float | None) -> str:
+    """A judged figure in its metric's unit: percent of 5xx answers or of wrong predictions,
+    seconds of latency, label units of absolute error."""
+    if value is None:
+        return "-"
+    if metric == "error-rate":
+        return f"{value:.3g}%"
+    if metric == "quality-accuracy":
+        return f"{value:.3g}% wrong"
+    if metric.startswith("latency-"):
+        return f"{value:.4g}s"
+    return f"{value:.4g}"
+
+
+def judgement_rows(judgement: dict[str, Any] | None) -> list[Row]:
+    """A rollout's last judgement as table rows: METRIC, VERDICT, CANARY, STABLE, BOUND,
+    P-VALUE, SAMPLES (canary/stable)."""
+    rows = []
+    for m in (judgement or {}).get("metrics", []):
+        name, samples = m.get("name", ""), m.get("samples") or {}
+        p_value = m.get("pValue")
+        rows.append({"METRIC": name, "VERDICT": m.get("verdict", ""),
+                     "CANARY": rollout_figure(name, m.get("canary")),
+                     "STABLE": rollout_figure(name, m.get("stable")),
+                     "BOUND": rollout_figure(name, m.get("bound")),
+                     "P-VALUE": "-" if p_value is None else f"{p_value:.3g}",
+                     "SAMPLES": f"{samples.get('canary', 0)}/{samples.get('stable', 0)}"})
+    return rows
+
+
+def rollout_text(doc: dict[str, Any]) -> str:
+    """A rollout as ``mlgate route status`` prints it: where it is, then its last judgement."""
+    weights = ", ".join(f"{name} {weight}%" for name, weight in doc.get("weights", {}).items())
+    lines = [
+        f"route {doc.get('routeId', '?')}: canary {doc.get('canary')} over stable "
+        f"{doc.get('stable')}, {doc.get('phase')} at step {doc.get('step')} of "
+        f"{doc.get('steps')}",
+        f"  weights    {weights}",
+        f"  checks     {doc.get('failedChecks', 0)} of {doc.get('threshold', '?')} failed"
+        + (f"; judged every {doc['interval']}" if doc.get("interval") else "")
+        + (f"; the step fails at {doc['deadline']} unless it passes" if doc.get("deadline")
+           else ""),
+        f"  message    {doc.get('message', '')}",
+    ]
+    judged = doc.get("lastJudgement")
+    if judged:
+        lines += ["", f"last judgement at {judged.get('at')}: {judged.get('verdict')}",
+                  text_table(judgement_rows(judged))]
+    return "\n".join(lines)
+
+
+class Rollout:
+    """A route's canary rollout (its ``spec.analysis``), as ``GET .../rollout`` answers it:
+    ``phase`` (Progressing, Paused, Inconclusive, Succeeded, Failed), ``step`` of ``steps``,
+    ``canary_weight``, ``failed_checks`` of ``threshold``, ``message``, ``last_judgement``
+    (every metric's canary and stable figure, bound and verdict) and ``history`` (one entry
+    per change: the weight over time). Prints as ``mlgate route status`` does."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    @property
+    def route_id(self) -> str:
+        """The route whose rollout this is."""
+        return self.raw.get("routeId", "")
+
+    @property
+    def phase(self) -> str:
+        """``Progressing``, ``Paused``, ``Inconclusive``, ``Succeeded`` or ``Failed``."""
+        return self.raw.get("phase", "")
+
+    @property
+    def finished(self) -> bool:
+        """Whether it ended: ``Succeeded`` (canary 100) or ``Failed`` (stable 100)."""
+        return self.phase in ROLLOUT_FINISHED
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the canary was promoted."""
+        return self.phase == "Succeeded"
+
+    @property
+    def step(self) -> int:
+        """The step it is on, from 1 (the last one once promoted)."""
+        return int(self.raw.get("step", 0))
+
+    @property
+    def steps(self) -> int:
+        """How many steps (``len(stepWeights)``)."""
+        return int(self.raw.get("steps", 0))
+
+    @property
+    def canary(self) -> str:
+        """The deployment rolled out."""
+        return self.raw.get("canary", "")
+
+    @property
+    def stable(self) -> str:
+        """The deployment it is judged against."""
+        return self.raw.get("stable", "")
+
+    @property
+    def canary_weight(self) -> int:
+        """The canary's weight now, 0-100."""
+        return int(self.raw.get("canaryWeight", 0))
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """Both targets' weights now."""
+        return dict(self.raw.get("weights", {}))
+
+    @property
+    def failed_checks(self) -> int:
+        """Failed judgements so far."""
+        return int(self.raw.get("failedChecks", 0))
+
+    @property
+    def threshold(self) -> int:
+        """Failed judgements that roll it back."""
+        return int(self.raw.get("threshold", 0))
+
+    @property
+    def message(self) -> str:
+        """What happened last and why."""
+        return self.raw.get("message", "")
+
+    @property
+    def last_judgement(self) -> dict[str, Any] | None:
+        """``{at, verdict, metrics: [{name, verdict, canary, stable, bound, pValue, effect,
+        samples, reason}]}``, or None before the first."""
+        return self.raw.get("lastJudgement")
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One entry per change: ``at``, ``phase``, ``step``, ``canaryWeight``,
+        ``failedChecks``, ``message``."""
+        return list(self.raw.get("history", []))
+
+    def describe(self) -> str:
+        """``wine: Progressing at step 2 of 3, canary wine-v2 25%, 0/3 failed checks: ...``"""
+        return (f"{self.route_id}: {self.phase} at step {self.step} of {self.steps}, canary "
+                f"{self.canary} {self.canary_weight}%, {self.failed_checks}/{self.threshold} "
+                f"failed checks: {self.message}")
+
+    def frame(self) -> Any:
+        """The history as a DataFrame: ``at`` (UTC), ``phase``, ``step``, ``canaryWeight``,
+        ``failedChecks``, ``message``."""
+        from .frames import pandas
+
+        pd = pandas()
+        frame = pd.DataFrame(self.history)
+        if not frame.empty:
+            frame["at"] = pd.to_datetime(frame["at"], utc=True)
+        return frame
+
+    def __str__(self) -> str:
+        return rollout_text(self.raw)
+
+    def __repr__(self) -> str:
+        return (f"<Rollout {self.route_id!r} {self.phase} step {self.step}/{self.steps} "
+                f"canary {self.canary_weight}%>")
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
 
 
 R = TypeVar("R", bound=Resource)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 import feedback
 import gateway
-from deploy.api import batch_jobs, dataset, deployments, model_routes, quality, records
+from deploy.api import batch_jobs, dataset, deployments, model_routes, quality, records, rollouts
 from deploy.api.batch_jobs import BatchConfig
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
 from deploy.api.openapi import openapi_document
@@ -23,10 +23,11 @@ SWAGGER_UI_DIR = Path(gateway.__file__).resolve().parent / "static" / "swagger-u
 def add_management_api(app: web.Application, store: Store, edge_url: str | None = None,
                        batch: BatchConfig | None = None,
                        record_source: records.RecordSource | None = None,
-                       joiner: feedback.Joiner | None = None) -> None:
+                       joiner: feedback.Joiner | None = None,
+                       rollout_driver: rollouts.RolloutDriver | None = None) -> None:
     """``batch``: serve ``/api/v1/batch/job`` too (inference jobs); ``record_source``: the
     bucket ``GET /api/v1/records`` and ``GET /api/v1/dataset`` read; ``joiner``: the live
-    quality figures."""
+    quality figures; ``rollout_driver``: the canary rollouts (``spec.analysis``)."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
@@ -36,6 +37,7 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
         records.add_routes(app, API_PREFIX, record_source)
         dataset.add_routes(app, API_PREFIX)
     quality.add_routes(app, API_PREFIX, joiner)
+    rollouts.add_routes(app, API_PREFIX, rollout_driver)
     set_error_format(app, f"{API_PREFIX}/model/", api_error_body)
     set_error_format(app, f"{API_PREFIX}/dataset", api_error_body)
     if batch is not None:

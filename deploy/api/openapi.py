@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from deploy.control.analysis import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_STEP_WEIGHTS,
+    DEFAULT_THRESHOLD,
+)
+from deploy.control.analysis_metrics import DEFAULT_CONFIDENCE, METRIC_NAMES, QUALITY_METRICS
 from deploy.control.deployments import DEFAULT_LIMITS, DEFAULT_REQUESTS, PREDICTORS
 from deploy.control.jobs import (
     DEFAULT_BATCH_SIZE,
@@ -217,12 +223,15 @@ def _schemas() -> dict[str, Any]:
                                         "x-mlgate-override-target header "
                                         "(default admin, odahu_admin)",
                          "properties": {"roles": {"type": "array",
-                                                  "items": {"type": "string"}}}}}},
+                                                  "items": {"type": "string"}}}},
+            "analysis": _ref("RolloutAnalysis")}},
         "ModelRouteStatus": {"type": "object", "readOnly": True, "properties": {
             "state": {"type": "string", "enum": ["Processing", "Ready", "Failed"]},
             "edgeUrl": {"type": "string"},
-            "reason": {"type": "string"}}},
+            "reason": {"type": "string"},
+            "rollout": _ref("RolloutStatus")}},
         **_job_schemas(),
+        **_rollout_schemas(),
         "ModelRoute": {"type": "object", "required": ["id", "spec"], "properties": {
             "id": {"type": "string"},
             "default": {"type": "boolean", "readOnly": True},
@@ -231,6 +240,95 @@ def _schemas() -> dict[str, Any]:
             "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
             "updatedAt": {"type": "string", "format": "date-time", "readOnly": True}}},
     }
+
+
+def _rollout_schemas() -> dict[str, Any]:
+    duration = {"type": "string", "description": "a duration: 30s, 5m, 1h30m (or seconds)"}
+    number = {"type": "number", "nullable": True}
+    verdict = {"type": "string", "enum": ["pass", "fail", "inconclusive"]}
+    phase = {"type": "string",
+             "enum": ["Progressing", "Paused", "Inconclusive", "Succeeded", "Failed"]}
+    return {
+        "RolloutMetric": {"type": "object", "required": ["name"], "additionalProperties": False,
+                          "properties": {
+            "name": {"type": "string", "enum": list(METRIC_NAMES)},
+            "metric": {"type": "string", "enum": list(QUALITY_METRICS),
+                       "description": "name: quality only"},
+            "max": {"type": "number", "minimum": 0, "description": "ceiling of the canary's "
+                    "figure (error-rate and accuracy: percent; latency: seconds; mae)"},
+            "maxIncrease": {"type": "number", "minimum": 0,
+                            "description": "allowed increase over stable, percent of it"},
+            "confidence": {"type": "number", "minimum": 0.5, "exclusiveMaximum": True,
+                           "maximum": 1, "default": DEFAULT_CONFIDENCE}}},
+        "RolloutAnalysis": {
+            "type": "object", "required": ["canary", "metrics"], "additionalProperties": False,
+            "description": "Automatic canary analysis: the canary's weight moves through "
+                           "stepWeights while every metric judged against the stable target "
+                           "passes; threshold failures roll it back. A PUT without it keeps "
+                           "the stored one; null removes it.",
+            "properties": {
+                "canary": {"type": "string", "description": "one of the route's two targets"},
+                "interval": {**duration, "default": "1m", "description": "one judgement per "
+                             "interval, at least 1s"},
+                "stepWeights": {"type": "array", "minItems": 1,
+                                "items": {"type": "integer", "minimum": 1, "maximum": 99},
+                                "default": list(DEFAULT_STEP_WEIGHTS),
+                                "description": "strictly increasing canary weights"},
+                "threshold": {"type": "integer", "minimum": 1, "default": DEFAULT_THRESHOLD},
+                "minSamples": {"type": "integer", "minimum": 1, "default": DEFAULT_MIN_SAMPLES},
+                "progressDeadline": {**duration, "default": "30m"},
+                "metrics": {"type": "array", "minItems": 1, "items": _ref("RolloutMetric")}}},
+        "RolloutVerdict": {"type": "object", "properties": {
+            "name": {"type": "string", "example": "quality-mae"}, "verdict": verdict,
+            "canary": number, "stable": number, "bound": number, "pValue": number,
+            "effect": number, "reason": {"type": "string"},
+            "samples": {"type": "object", "properties": {"canary": {"type": "integer"},
+                                                         "stable": {"type": "integer"}}}}},
+        "RolloutStatus": {"type": "object", "readOnly": True, "properties": {
+            "phase": phase,
+            "step": {"type": "integer", "description": "from 1; the last one once promoted"},
+            "steps": {"type": "integer"},
+            "canary": {"type": "string"}, "stable": {"type": "string"},
+            "canaryWeight": {"type": "integer"},
+            "weights": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "failedChecks": {"type": "integer"}, "threshold": {"type": "integer"},
+            "message": {"type": "string"},
+            **{name: {"type": "string", "format": "date-time", "nullable": True}
+               for name in ("startedAt", "stepStartedAt", "lastJudgedAt", "deadline")},
+            "lastJudgement": {"type": "object", "nullable": True, "properties": {
+                "at": {"type": "string", "format": "date-time"}, "verdict": verdict,
+                "metrics": {"type": "array", "items": _ref("RolloutVerdict")}}}}},
+        "Rollout": {"allOf": [_ref("RolloutStatus"), {"type": "object", "properties": {
+            "routeId": {"type": "string"}, "interval": {"type": "string"},
+            "stepWeights": {"type": "array", "items": {"type": "integer"}},
+            "history": {"type": "array", "items": {"type": "object", "properties": {
+                "at": {"type": "string", "format": "date-time"}, "phase": phase,
+                "step": {"type": "integer"}, "canaryWeight": {"type": "integer"},
+                "failedChecks": {"type": "integer"}, "message": {"type": "string"}}}}}}]},
+    }
+
+
+def _rollout_paths(route: str) -> dict[str, Any]:
+    unavailable = _body(_ref("HTTPResult"), "this mlgate runs no canary rollouts")
+    paths: dict[str, Any] = {route + "/{id}/rollout": {"parameters": [ID_PARAM], "get": {
+        "tags": ["Route"], "summary": "A route's canary rollout, with its history",
+        "operationId": "getRollout",
+        "responses": {"200": _body(_ref("Rollout"), "The rollout"),
+                      **{k: ERRORS[k] for k in ("401", "403")},
+                      "404": _body(_ref("HTTPResult"), "No such route, or no spec.analysis")}}}}
+    notes = {"promote": "The canary gets 100 now (also after a Failed rollout).",
+             "abort": "Back to stable 100, phase Failed.",
+             "pause": "Keep the weights, judge nothing, stop the deadline's clock.",
+             "resume": "Continue a paused rollout at its step."}
+    for action, note in notes.items():
+        paths[f"{route}/{{id}}/rollout/{action}"] = {"parameters": [ID_PARAM], "post": {
+            "tags": ["Route"], "summary": f"{action.capitalize()} a route's canary rollout",
+            "description": note, "operationId": f"{action}Rollout",
+            "responses": {"200": _body(_ref("Rollout"), "The rollout after it"),
+                          **{k: ERRORS[k] for k in ("401", "403", "404")},
+                          "409": _body(_ref("HTTPResult"), "Not in this phase"),
+                          "503": unavailable}}}
+    return paths
 
 
 def _job_schemas() -> dict[str, Any]:
@@ -367,6 +465,7 @@ def openapi_document() -> dict[str, Any]:
             route: _crud("ModelRoute", "Route", "model route"),
             route + "/{id}": _item("ModelRoute", "Route", "model route",
                                    "Default routes cannot be deleted (403)."),
+            **_rollout_paths(route),
             job: _jobs("InferenceJob"),
             job + "/{id}": _item("InferenceJob", "InferenceJob", "inference job",
                                  "Stops its runners; what it wrote stays."),

@@ -4,7 +4,8 @@ Modelled on ``odahuflowctl``: ``get [--id] [-o FORMAT]``, ``create|edit -f FILE`
 ``delete --id|-f``. ``--wait`` follows a deployment until it is Ready (exit 0),
 Failed (exit 1, with the reason) or ``--timeout`` passes (exit 1).
 ``route set-weights ROUTE a=90 b=10`` is a canary step: only the weights change.
-Every call goes through the Python SDK (:mod:`mlgate`).
+``route promote|abort|pause|resume|status ID`` control a canary rollout
+(:mod:`deploy.cli.rollout`). Every call goes through the Python SDK (:mod:`mlgate`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import mlgate
+from deploy.cli import rollout
 from deploy.cli.output import OutputError, check_format, deployment_row, render, route_row
 from deploy.control.images import resolve_image
 from deploy.control.manifest import ManifestError, load_documents
 from mlgate.client import default_url
-from mlgate.progress import default_progress
+from mlgate.progress import SinkFactory, default_progress
 
 KINDS = {"deployment": "ModelDeployment", "route": "ModelRoute"}
 ROWS = {"deployment": deployment_row, "route": route_row}
@@ -35,10 +37,12 @@ def connection_options() -> argparse.ArgumentParser:
     return p
 
 
-def client_from(args: argparse.Namespace) -> mlgate.Client:
+def client_from(args: argparse.Namespace,
+                progress: SinkFactory | None = None) -> mlgate.Client:
     """The SDK client for ``--url``/``--token``; waits show on stdout (a bar for a job's rows
-    on a terminal, else one line per change)."""
-    return mlgate.Client(args.url, args.token, progress=default_progress(sys.stdout))
+    on a terminal, else one line per change), or on ``progress``."""
+    return mlgate.Client(args.url, args.token,
+                         progress=progress or default_progress(sys.stdout))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             weights.add_argument("weights", nargs="+", type=_weight, metavar="DEPLOYMENT=WEIGHT",
                                  help="e.g. wine-v1=90 wine-v2=10")
             weights.set_defaults(func=cmd_set_weights, kind=kind)
+            rollout.add_commands(cmds, conn, run)
 
 
 def _weight(value: str) -> tuple[str, int]:
@@ -117,10 +122,12 @@ def manifests(path: str, kind: str, override_id: str | None = None) -> list[dict
     return docs
 
 
-def run(args: argparse.Namespace, body: Callable[[mlgate.Client], int]) -> int:
-    """Run ``body(client)`` and turn the expected errors into one line on stderr (exit 1)."""
+def run(args: argparse.Namespace, body: Callable[[mlgate.Client], int],
+        progress: SinkFactory | None = None) -> int:
+    """Run ``body(client)`` and turn the expected errors into one line on stderr (exit 1);
+    ``progress``: how the client shows waits (default: :func:`client_from`'s)."""
     try:
-        with client_from(args) as client:
+        with client_from(args, progress) as client:
             return body(client)
     except (mlgate.MlgateError, ManifestError, OutputError, ValueError) as exc:
         print(f"mlgate: {exc}", file=sys.stderr)

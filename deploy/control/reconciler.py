@@ -15,7 +15,8 @@ until every replica stopped, then the deployment and its default route go.
 
 ModelRoutes are published to the table as soon as the store commits a change
 (a store listener, so the API answers after the gateway has the new weights),
-and again on every pass.
+and again on every pass. Each pass ends with the canary rollouts' pass
+(:class:`~deploy.control.rollouts.RolloutDriver`), so the reconciler's clock drives them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from deploy.control.deployments import (
     ModelDeploymentStatus,
 )
 from deploy.control.resource import utcnow
+from deploy.control.rollouts import RolloutDriver
 from deploy.control.routes import traffic_route
 from deploy.control.runtime import Observed, Runtime
 from deploy.control.store import Store
@@ -161,8 +163,10 @@ class Reconciler:
 
     def __init__(self, store: Store, runtime: Runtime, table: RouteTable,
                  defaults: ScalingPolicy, interval: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 rollouts: RolloutDriver | None = None) -> None:
         self.store = store
+        self.rollouts = rollouts
         self.runtime = runtime
         self.table = table
         self.defaults = defaults
@@ -191,6 +195,14 @@ class Reconciler:
                 log.exception("cannot read or write the state store; retrying")
             except Exception:  # a bug must not stop the control loop: log it, go on
                 log.exception("reconcile pass failed; retrying")
+            if self.rollouts is not None:
+                try:
+                    self.rollouts.tick()
+                except sqlite3.Error:
+                    log.exception("cannot read or write the rollouts in the state store; "
+                                  "retrying")
+                except Exception:
+                    log.exception("rollout pass failed; retrying")
             with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow
                 async with asyncio.timeout(self.interval):  # the cancel that stops the loop
                     await self._wake.wait()

@@ -35,8 +35,6 @@ metrics, ...; not the route's weights, which the rollout itself moves) restarts 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -52,15 +50,12 @@ from .rollout_state import (
     check_time,
     rolled_back,
     route_weights,
+    spec_hash,
     step_label,
 )
 from .verdicts import FAIL, INCONCLUSIVE, PASS, Judgement
 
-
-def spec_hash(spec: AnalysisSpec) -> str:
-    """A digest of the analysis spec and the stable target it was made for."""
-    canonical = json.dumps({"analysis": spec.to_dict(), "stable": spec.stable}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+__all__ = ["advance", "deadline", "due", "spec_hash", "start", "sync", "window"]
 
 
 def start(spec: AnalysisSpec, now: datetime) -> tuple[RolloutState, Weights]:

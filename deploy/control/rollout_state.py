@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -84,6 +86,13 @@ class RolloutState:
         if state.phase not in PHASES:
             raise ValueError(f"stored rollout state has unknown phase {state.phase!r}")
         return state
+
+
+def spec_hash(spec: AnalysisSpec) -> str:
+    """A digest of the analysis spec and the stable target it was made for: a rollout is
+    (re)started when it changes."""
+    canonical = json.dumps({"analysis": spec.to_dict(), "stable": spec.stable}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def check_time(now: datetime) -> None:

@@ -14,17 +14,24 @@ random, every request mirrored, no override):
   the same key always gets the same target while the weights stay the same;
 - ``mirrorPercentage``: 0-100, the share of requests copied to ``mirror`` (default 100);
 - ``override``: ``{roles: [...]}``, who may pick a target with the
-  ``x-mlgate-override-target`` header (default ``admin``, ``odahu_admin``; ``[]``: nobody).
+  ``x-mlgate-override-target`` header (default ``admin``, ``odahu_admin``; ``[]``: nobody);
+- ``analysis``: the automatic canary analysis (``deploy.control.analysis``): a rollout that
+  moves the weights between the route's two targets by itself. It is stored as the user wrote
+  it. ODAHU clients (``odahuflowctl``) drop spec fields they do not know, and a ModelRoute has
+  no annotations to carry it in, so a ``PUT`` without ``analysis`` keeps the stored one
+  (:func:`keep_analysis`); ``analysis: null`` removes it.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploy.control.analysis import AnalysisError, AnalysisSpec, parse_analysis
 from deploy.control.resource import ValidationError, parse_header
 from gateway import DEFAULT_OVERRIDE_ROLES, StickyKey, TrafficRoute, WeightedTarget
 
@@ -33,7 +40,7 @@ CUSTOM_PREFIX = "/custom/"
 URL_PREFIX_PATTERN = re.compile(r"^/custom(/[A-Za-z0-9._~-]+)+$")
 MAX_WEIGHT = 100
 SPEC_FIELDS = ("urlPrefix", "modelDeployments", "mirror", "mirrorPercentage", "sticky",
-               "override")
+               "override", "analysis")
 STICKY_SOURCES = {"header": "header", "cookie": "cookie", "jwtClaim": "claim"}
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$")
 
@@ -70,6 +77,8 @@ class ModelRouteSpec:
     mirror_percentage: float | None = None
     sticky: StickySpec | None = None
     override_roles: list[str] | None = None
+    analysis: dict[str, Any] | None = None
+    """``spec.analysis`` as the user wrote it (validated)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -84,6 +93,8 @@ class ModelRouteSpec:
             out["sticky"] = self.sticky.to_dict()
         if self.override_roles is not None:
             out["override"] = {"roles": list(self.override_roles)}
+        if self.analysis is not None:
+            out["analysis"] = copy.deepcopy(self.analysis)
         return out
 
 
@@ -163,10 +174,41 @@ def parse_route(data: Any, deployment_exists: Callable[[str], bool]) -> ModelRou
     sticky, sticky_errors = _parse_sticky(raw.get("sticky"))
     roles, override_errors = _parse_override(raw.get("override"))
     errors += percentage_errors + sticky_errors + override_errors
+    analysis = raw.get("analysis")
+    if analysis is not None:
+        try:
+            parse_analysis(analysis, _target_names(raw.get("modelDeployments")))
+        except AnalysisError as exc:
+            errors += exc.messages()
     if errors:
         raise ValidationError(ROUTE_VALIDATION, errors)
-    return ModelRoute(id=route_id, spec=ModelRouteSpec(raw["urlPrefix"], targets, mirror,
-                                                       percentage, sticky, roles))
+    return ModelRoute(id=route_id, spec=ModelRouteSpec(
+        raw["urlPrefix"], targets, mirror, percentage, sticky, roles,
+        copy.deepcopy(analysis) if analysis is not None else None))
+
+
+def _target_names(raw: Any) -> list[str]:
+    if not isinstance(raw, list):
+        return []
+    return [item["mdName"] for item in raw
+            if isinstance(item, dict) and isinstance(item.get("mdName"), str)]
+
+
+def route_analysis(route: ModelRoute) -> AnalysisSpec | None:
+    """The route's parsed ``spec.analysis`` (validated when it was written), or None."""
+    if route.spec.analysis is None:
+        return None
+    return parse_analysis(route.spec.analysis, [t.md_name for t in route.spec.model_deployments])
+
+
+def keep_analysis(data: Any, current: ModelRoute | None) -> Any:
+    """A PUT body with the stored ``spec.analysis`` added when the body does not mention the
+    field at all (an ODAHU client, which cannot send it); ``analysis: null`` is left alone
+    and removes it."""
+    if (current is None or current.spec.analysis is None or not isinstance(data, Mapping)
+            or not isinstance(data.get("spec"), Mapping) or "analysis" in data["spec"]):
+        return data
+    return {**data, "spec": {**data["spec"], "analysis": copy.deepcopy(current.spec.analysis)}}
 
 
 def _parse_mirror_percentage(raw: Any, mirror: Any) -> tuple[float | None, list[str]]:
@@ -298,7 +340,8 @@ def route_from_stored(route_id: str, default: bool, spec: dict[str, Any], create
                           spec["urlPrefix"], targets, spec.get("mirror"),
                           spec.get("mirrorPercentage"),
                           StickySpec(*next(iter(sticky.items()))) if sticky else None,
-                          override["roles"] if override is not None else None),
+                          override["roles"] if override is not None else None,
+                          spec.get("analysis")),
                       created_at=created_at, updated_at=updated_at)
 
 

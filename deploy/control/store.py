@@ -1,5 +1,5 @@
-"""The control plane's state: deployments, routes and inference jobs in SQLite under the
-data dir.
+"""The control plane's state: deployments, routes, inference jobs and canary rollouts in
+SQLite under the data dir.
 
 The API writes specs, the reconciler writes statuses. Each spec change bumps
 the deployment's ``generation``; a status computed for an older generation is
@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deploy.control.deployments import (
     STATE_DELETING,
@@ -65,6 +67,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rollouts (
+    route_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    history TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 """
 
 
@@ -97,6 +105,17 @@ class Forbidden(StoreError):
 
 
 Listener = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class StoredRollout:
+    """A route's canary rollout as stored: the state machine's ``RolloutState.to_dict()`` and
+    its history (``deploy.control.rollout_view``)."""
+
+    route_id: str
+    state: dict[str, Any]
+    history: list[dict[str, Any]]
+    updated_at: str
 
 
 class Store:
@@ -266,6 +285,8 @@ class Store:
                 raise Forbidden(f'unable to update default route with ID "{route.id}"')
             self._db.execute("UPDATE routes SET spec = ?, updated_at = ? WHERE id = ?",
                              (_json(route.spec.to_dict()), utcnow(), route.id))
+            if route.spec.analysis is None:
+                self._db.execute("DELETE FROM rollouts WHERE route_id = ?", (route.id,))
         self._changed()
         return self.get_route(route.id)
 
@@ -274,7 +295,54 @@ class Store:
             if self.get_route(route_id).default:
                 raise Forbidden(f'unable to delete default route with ID "{route_id}"')
             self._db.execute("DELETE FROM routes WHERE id = ?", (route_id,))
+            self._db.execute("DELETE FROM rollouts WHERE route_id = ?", (route_id,))
         self._changed()
+
+    # -- canary rollouts -----------------------------------------------------------------------
+    # A route with spec.analysis has one rollout row, written by the rollout driver (and the
+    # API's manual actions through it). A write names the analysis it was computed for and is
+    # refused when the route's stored analysis is another one by then, like a deployment's
+    # status and its generation; the route's weights change in the same transaction.
+
+    def list_rollouts(self) -> dict[str, StoredRollout]:
+        rows = self._db.execute("SELECT route_id, state, history, updated_at FROM rollouts")
+        return {row[0]: _rollout(row) for row in rows}
+
+    def get_rollout(self, route_id: str) -> StoredRollout | None:
+        row = self._db.execute("SELECT route_id, state, history, updated_at FROM rollouts "
+                               "WHERE route_id = ?", (route_id,)).fetchone()
+        return _rollout(row) if row else None
+
+    def save_rollout(self, route_id: str, analysis: Mapping[str, Any], state: dict[str, Any],
+                     history: list[dict[str, Any]], weights: Mapping[str, int]) -> bool:
+        """Store a rollout's state and history and give the route's targets ``weights``, in
+        one transaction; False (nothing written) when the route is gone or its stored
+        ``spec.analysis`` is no longer ``analysis``."""
+        with self._tx():
+            row = self._db.execute("SELECT spec FROM routes WHERE id = ? AND is_default = 0",
+                                   (route_id,)).fetchone()
+            if row is None:
+                return False
+            spec = json.loads(row[0])
+            if spec.get("analysis") != analysis:
+                return False
+            now = utcnow()
+            self._db.execute("INSERT OR REPLACE INTO rollouts VALUES (?, ?, ?, ?)",
+                             (route_id, _json(state), _json(history), now))
+            targets = [{**t, "weight": int(weights.get(t["mdName"], t["weight"]))}
+                       for t in spec["modelDeployments"]]
+            moved = targets != spec["modelDeployments"]
+            if moved:
+                self._db.execute("UPDATE routes SET spec = ?, updated_at = ? WHERE id = ?",
+                                 (_json({**spec, "modelDeployments": targets}), now, route_id))
+        if moved:
+            self._changed()
+        return True
+
+    def delete_rollout(self, route_id: str) -> None:
+        """Forget a rollout (its route lost ``spec.analysis``); the weights stay as they are."""
+        with self._tx():
+            self._db.execute("DELETE FROM rollouts WHERE route_id = ?", (route_id,))
 
     # -- inference jobs ------------------------------------------------------------------------
     # A job's ``generation`` names its current run: set from the clock when it is created (so
@@ -380,6 +448,11 @@ def _deployment(row: tuple) -> ModelDeployment:
 def _route(row: tuple) -> ModelRoute:
     route_id, is_default, spec, created_at, updated_at = row
     return route_from_stored(route_id, bool(is_default), json.loads(spec), created_at, updated_at)
+
+
+def _rollout(row: tuple) -> StoredRollout:
+    route_id, state, history, updated_at = row
+    return StoredRollout(route_id, json.loads(state), json.loads(history), updated_at)
 
 
 def _job(row: tuple) -> InferenceJob:

@@ -1,12 +1,18 @@
-"""What the canary judge reads and answers: a window's data per variant, and verdicts."""
+"""What the canary judge reads and answers: a window's data per variant, and verdicts.
+
+numpy is imported where samples are made (``VariantData``), not at import: the rollout state
+machine (``rollout.py``) uses the verdicts' names and runs where the ``analysis`` extra
+(numpy, scipy) is not installed; only judging needs it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 PASS = "pass"
 FAIL = "fail"
@@ -15,6 +21,8 @@ VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 
 
 def _samples(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
+    import numpy as np
+
     array = np.array(values, dtype=np.float64).ravel()
     if not np.all(np.isfinite(array)) or np.any(array < 0):
         raise ValueError(f"{what} must be finite numbers of at least 0")

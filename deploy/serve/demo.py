@@ -59,6 +59,11 @@ The gateway's own: curl {auth}{url}/openapi.json
 Deployments: .venv/bin/mlgate deployment get -o table --url {url} --token "$TOKEN"
 Score all of examples/wine/wine-quality.csv as a batch job (predictions next to it):
   .venv/bin/mlgate job run -f examples/wine/job.yaml --wait --url {url} --token "$TOKEN"
+A canary rollout of wine-v2 over wine-v1 that promotes or rolls back by itself, judged on
+traffic with its ground truth:
+  .venv/bin/mlgate route create -f examples/wine/wine-rollout.yaml --url {url} --token "$TOKEN"
+  .venv/bin/python examples/wine/traffic.py --route wine --rows 4000 --url {url} --token "$TOKEN" &
+  .venv/bin/mlgate route status wine --watch --url {url} --token "$TOKEN"
 
 In a browser (paste the token into the form at the top of each page):
   Service catalog, call the models from the page: {url}/service-catalog/

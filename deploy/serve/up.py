@@ -33,6 +33,7 @@ from deploy.compose import (
     build_joiner,
     build_limits,
     build_reconciler,
+    build_rollouts,
     build_runtime,
     build_writer,
 )
@@ -102,7 +103,8 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     if joiner is not None:
         await joiner.start()
     runtime = build_runtime(settings)
-    reconciler = build_reconciler(settings, store, runtime, table)
+    rollouts = build_rollouts(store, joiner)
+    reconciler = build_reconciler(settings, store, runtime, table, rollouts)
     runner: web.AppRunner | None = None
     app: web.Application | None = None
     reconciling: asyncio.Task[None] | None = None
@@ -111,7 +113,7 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     orphans: asyncio.Task[None] | None = None
     code = 0
     try:
-        app = build_app(settings, table, writer, auth, store, joiner=joiner)
+        app = build_app(settings, table, writer, auth, store, joiner=joiner, rollouts=rollouts)
         app[OBSERVER].attach(view=control_plane_view(store, runtime))
         runner = GatewayRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                                **server_settings(build_limits(settings)))

@@ -30,8 +30,8 @@ PAGE_ASSETS: dict[str, tuple[str, ...]] = {
                   "oauth2-redirect.js"),
     "/service-catalog/": ("", "index.html", "catalog.js", "catalog.css", "mlgate-token.js",
                           "swagger-ui-bundle.js", "swagger-ui.css"),
-    "/status/": ("", "index.html", "status.js", "status.css", "quality.js", "mlgate-token.js",
-                 "uPlot.iife.min.js", "uPlot.min.css"),
+    "/status/": ("", "index.html", "status.js", "status.css", "quality.js", "rollout.js",
+                 "mlgate-token.js", "uPlot.iife.min.js", "uPlot.min.css"),
 }
 """Each page's static files (``""``: the page itself). Exact names; nothing else is open."""
 OPEN_ASSETS = frozenset({prefix + name for prefix, names in PAGE_ASSETS.items()

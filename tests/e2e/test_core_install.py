@@ -1,7 +1,8 @@
 """``pip install mlgate`` (the core, no extras) in a fresh virtualenv: the CLI, a sidecar that
 proxies a call, ``mlgate up`` without deployments and the Python SDK (without DataFrames) all
 work, and no model library (MLflow, scikit-learn, pandas, PyTriton) nor the Kubernetes client
-nor pyarrow (the ``parquet`` extra) is installed."""
+nor pyarrow (the ``parquet`` extra) nor numpy and scipy (the ``analysis`` extra: the canary judge)
+is installed; a route with ``spec.analysis`` is refused with 503 naming the extra."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_core_has_no_model_library(core_venv):
     for module in ("mlflow", "sklearn", "pandas", "pytriton", "lightkube", "pyarrow", "duckdb",
-                   "pyspark"):
+                   "pyspark", "numpy", "scipy"):
         done = subprocess.run([str(core_venv / "bin/python"), "-c", f"import {module}"],
                               capture_output=True, text=True)
         assert done.returncode != 0 and "No module named" in done.stderr, module
@@ -87,6 +88,12 @@ def test_up_without_deployments_runs_the_control_plane(core_venv, tmp_path):
             assert dataset.status_code == 503  # the dataset extra is not in the core
             assert "pip install 'mlgate[dataset]'" in dataset.json()["message"]
             assert client.get("/api/v1/batch/job").json() == []
+            analysed = client.post("/api/v1/model/route", json={"id": "wine", "spec": {
+                "urlPrefix": "/custom/wine", "modelDeployments": [
+                    {"mdName": "a", "weight": 100}, {"mdName": "b", "weight": 0}],
+                "analysis": {"canary": "b", "metrics": [{"name": "error-rate"}]}}})
+            assert analysed.status_code == 503, analysed.text
+            assert "pip install 'mlgate[analysis]'" in analysed.json()["message"]
         listed = subprocess.run([str(core_venv / "bin/mlgate"), "deployment", "get", "-o",
                                  "table", "--url", url, "--token", token],
                                 capture_output=True, text=True, timeout=60)

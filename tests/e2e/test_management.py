@@ -193,7 +193,9 @@ def test_swagger_ui_and_openapi_document_are_served_locally(stack):
                                  jobs, f"{jobs}/{{id}}", f"{jobs}/{{id}}/resume",
                                  "/api/v1/records",
                                  f"{DEPLOYMENTS}/{{id}}/quality", f"{ROUTES}/{{id}}/quality",
-                                 "/api/v1/dataset"}
+                                 "/api/v1/dataset", f"{ROUTES}/{{id}}/rollout",
+                                 *(f"{ROUTES}/{{id}}/rollout/{action}" for action in (
+                                     "promote", "abort", "pause", "resume"))}
     refs = {ref.rsplit("/", 1)[1] for ref in _refs(doc)}
     assert refs <= set(doc["components"]["schemas"])
 

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 DASHBOARD = ROOT / "ops" / "grafana" / "model-deployments.json"
 PROMETHEUS_DIR = ROOT / "ops" / "prometheus"
 DEPLOYMENT = "wine-v1"
+ROUTE = "monitored"  # a route with a canary rollout (spec.analysis), for the rollout panels
 RATE_INTERVAL = "10s"  # Grafana's $__rate_interval for a 1s scrape is 4s; 10s is safe
 GOOD = {"columns": SEED_COLUMNS, "data": [SEED_ROW]}
 BAD = {"columns": ["alcohol"], "data": [[1.0]]}  # the model answers 400: missing columns
@@ -45,8 +46,16 @@ def free_port() -> int:
 def stack(mlgate_module, demo_models, tmp_path_factory):
     config = tmp_path_factory.mktemp("config") / "mlgate.yaml"
     config.write_text("logging:\n  format: json\n")
-    proc = mlgate_module(["-f", str(EXAMPLES / "wine-v1.yaml"), "--config", str(config)])
+    proc = mlgate_module(["-f", str(EXAMPLES / "wine-v1.yaml"), "-f",
+                          str(EXAMPLES / "wine-v2.yaml"), "--config", str(config)])
     proc.wait_state(DEPLOYMENT, "Ready")
+    with proc.client() as client:
+        created = client.post("/api/v1/model/route", json={"id": ROUTE, "spec": {
+            "urlPrefix": f"/custom/{ROUTE}", "modelDeployments": [
+                {"mdName": DEPLOYMENT, "weight": 100}, {"mdName": "wine-v2", "weight": 0}],
+            "analysis": {"canary": "wine-v2", "interval": "1s", "stepWeights": [20, 50],
+                         "metrics": [{"name": "error-rate", "max": 1}]}}})
+        assert created.status_code == 201, created.text
     return proc
 
 
@@ -139,7 +148,7 @@ def panel_queries() -> list[tuple[str, str, str]]:
     for panel in doc["panels"]:
         for target in panel.get("targets", []):  # rows have none
             expr = target["expr"].replace("$deployment", DEPLOYMENT).replace(
-                "$__rate_interval", RATE_INTERVAL)
+                "$__rate_interval", RATE_INTERVAL).replace("$route", ROUTE)
             assert "$" not in expr, expr
             out.append((panel["title"], target["legendFormat"], expr))
     return out
@@ -150,11 +159,14 @@ def test_the_dashboard_has_the_seed_panels_and_a_deployment_variable():
     titles = {p["title"] for p in doc["panels"]}
     assert {"Availability", "Replicas", "CPU", "Memory", "Failed HTTP requests",
             "Failed HTTP requests ratio", "Latency", "Request volume", "Model quality",
-            "Labelled predictions", "Feedback", "Label delay"} <= titles
-    assert [p["title"] for p in doc["panels"] if p["type"] == "row"] == ["Model quality"]
+            "Labelled predictions", "Feedback", "Label delay", "Rollout weight",
+            "Rollout phase", "Rollout judgements"} <= titles
+    assert [p["title"] for p in doc["panels"] if p["type"] == "row"] == ["Model quality",
+                                                                          "Canary rollouts"]
     variables = {v["name"]: v for v in doc["templating"]["list"]}
     assert variables["deployment"]["type"] == "query"
     assert "label_values(" in variables["deployment"]["definition"]
+    assert variables["route"]["definition"] == "label_values(mlgate_rollout_phase, route)"
     assert variables["datasource"]["type"] == "datasource"
     latency = next(p for p in doc["panels"] if p["title"] == "Latency")
     assert [t["legendFormat"] for t in latency["targets"]][:3] == ["p50", "p90", "p99"]
@@ -163,7 +175,8 @@ def test_the_dashboard_has_the_seed_panels_and_a_deployment_variable():
             continue
         assert panel["datasource"]["uid"] == "${datasource}"
         for target in panel["targets"]:
-            assert "$deployment" in target["expr"] or "mlgate_records" in target["expr"] \
+            assert "$deployment" in target["expr"] or "$route" in target["expr"] \
+                or "mlgate_records" in target["expr"] \
                 or "mlgate_spool" in target["expr"] \
                 or "mlgate_feedback_unmatched" in target["expr"], target["expr"]
 
@@ -190,7 +203,8 @@ def test_prometheus_scrapes_the_stack_and_loads_the_alert_rules(stack, prometheu
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = {r["name"]: r for g in groups for r in g["rules"]}
     assert set(rules) == {"MlgateHighErrorRatio", "MlgateHighLatency", "MlgateNoReplicas",
-                          "MlgateDeploymentFailed", "MlgateRecordsDropped"}
+                          "MlgateDeploymentFailed", "MlgateRecordsDropped",
+                          "MlgateRolloutRolledBack"}
     assert all(r["health"] in ("ok", "unknown") for r in rules.values()), rules
     # the in-flight series the Kubernetes runtime's KEDA ScaledObject queries, as it queries it
     assert wait_until(lambda: query(
@@ -216,6 +230,10 @@ def test_every_dashboard_query_returns_data_for_the_deployment(stack, traffic, p
         assert values == [1.0]
     if (title, legend) == ("Model quality", "{{metric}}"):
         assert len(values) == 3 and all(v != 0 for v in values), values  # mae, rmse, bias
+    if title == "Rollout weight":  # no traffic through the route: its first step waits
+        assert sorted(values) == [20.0, 80.0], values
+    if title == "Rollout phase":
+        assert values == [1.0]
 
 
 def test_the_status_summary_shows_the_deployment_live(stack, traffic):

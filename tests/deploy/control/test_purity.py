@@ -21,6 +21,7 @@ MODULES = [
     "rollout_state",
     "rollout",
     "rollout_manual",
+    "rollout_view",
 ]
 OWN = {f".{name}" for name in MODULES}
 # Imports that would mean I/O or a clock in a decision.
