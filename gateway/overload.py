@@ -1,7 +1,9 @@
 """Overload of the gateway process itself: watch memory and event-loop lag, shed, recover.
 
 Every ``interval`` seconds a sample: the process's resident memory and how late the
-loop woke the sampler (the event-loop lag: how long every ready callback waited). The
+loop woke the sampler (the event-loop lag: how long every ready callback waited; the
+least of the last ``LAG_SAMPLES``, so one pause — a collection, a descheduled process —
+is not an overload, while a saturated loop, late at every sample, is). The
 pressure is the larger of ``rss / max_memory_mb`` and ``lag / max_loop_lag_ms``
 (a mark of 0 is not watched). Envoy's overload manager in two actions, cheapest first:
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,7 @@ ENTER = (0.8, 1.0)
 LEAVE_FACTOR = 0.9
 DATA_PLANE_PREFIXES = ("/model/", "/custom/", "/feedback/", "/api/v1/feedback")
 RETRY_AFTER = 2
+LAG_SAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +139,14 @@ class OverloadMonitor:
     async def run(self) -> None:
         interval = self.config.interval
         loop = asyncio.get_running_loop()
+        lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         while True:
             expected = loop.time() + interval
             await asyncio.sleep(interval)
             now = loop.time()
+            lags.append(max(0.0, now - expected) * 1000)
             try:
-                self.observe(Sample(self._rss_mb(), max(0.0, now - expected) * 1000), now)
+                self.observe(Sample(self._rss_mb(), min(lags)), now)
             except Exception:  # the watch must never stop over a sampling error
                 log.exception("sampling the gateway process failed")
 

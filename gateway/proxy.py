@@ -33,6 +33,7 @@ from .errors import (
     UpstreamError,
     default_error_body,
 )
+from .fast_request import interruptible
 from .filters import Answer, Request
 from .headers import (
     decoded_request_encoding,
@@ -87,14 +88,15 @@ async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, p
                              headers: dict[str, str], body: bytes,
                              outlier: OutlierPolicy = DEFAULT_OUTLIER,
                              deadline: float | None = None, processes: int = 1,
-                             shadow: bool = False) -> UpstreamResponse:
+                             shadow: bool = False,
+                             request: Request | None = None) -> UpstreamResponse:
     """Send to the least-loaded replica with room (:mod:`gateway.admission`); on a connect
     failure try the next one.
 
     Every outcome feeds the replica's outlier state (except a deadline the caller set);
     only a connect failure (the request never reached the model) is retried. When every
     replica is at its bound the request waits its turn within ``deadline``; a ``shadow``
-    copy never waits.
+    copy never waits; a ``request`` whose client goes away while it waits leaves the queue.
     """
     tried: list[Replica] = []
     last_error: UpstreamConnectError | None = None
@@ -108,7 +110,8 @@ async def send_to_deployment(pool: UpstreamPool, dep: Deployment, method: str, p
                 if last_error is not None:
                     raise last_error
                 raise ServiceUnavailable(f"model deployment {dep.id!r} has no ready replica")
-            woke = await _wait_for_slot(dep, limit, deadline, processes, shadow)
+            with interruptible(request):
+                woke = await _wait_for_slot(dep, limit, deadline, processes, shadow)
             continue
         left = remaining(deadline)
         if left is not None and left <= 0:
@@ -150,7 +153,7 @@ async def _wait_for_slot(dep: Deployment, limit: int, deadline: float | None,
 
 
 async def hold_for_replica(dep: Deployment, deadline: float | None = None,
-                           processes: int = 1) -> None:
+                           processes: int = 1, request: Request | None = None) -> None:
     """The cold start: wait for a first replica (within the deadline, with at most
     ``max_waiting`` others), or answer 503 with the reason (504 when the deadline passed)."""
     if dep.cold_start_timeout > 0:
@@ -162,8 +165,9 @@ async def hold_for_replica(dep: Deployment, deadline: float | None = None,
         by_deadline = left is not None and left < timeout
         dep.gate.held += 1
         try:
-            if await dep.wait_for_replicas(max(0.0, left) if by_deadline else timeout):
-                return
+            with interruptible(request):
+                if await dep.wait_for_replicas(max(0.0, left) if by_deadline else timeout):
+                    return
         finally:
             dep.gate.held -= 1
         if by_deadline and not dep.unavailable_reason:
@@ -234,13 +238,13 @@ async def forward(pool: UpstreamPool, dep: Deployment, method: str, path_qs: str
                            "copy is dropped", "no_replica")
             if request is not None:
                 request[COLD_START] = True
-            await hold_for_replica(dep, deadline, protection.processes)
+            await hold_for_replica(dep, deadline, protection.processes, request)
             up = local_document(dep, method, path_qs)  # known once a replica ran
             if up is not None:
                 return up, 0
         started = time.perf_counter()
         up = await send_to_deployment(pool, dep, method, path_qs, headers, body, outlier,
-                                      deadline, protection.processes, shadow)
+                                      deadline, protection.processes, shadow, request)
     finally:
         dep.in_flight -= 1
         if started and request is not None:  # timed also when the replica failed

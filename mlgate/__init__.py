@@ -11,7 +11,7 @@ exceptions carrying the server's message and status. The SDK is a client of mlga
 API only; DataFrames need pandas (``pip install 'mlgate[sdk]'``).
 """
 
-from .client import AsyncClient, BaseClient, Client, Deployments, Jobs, Routes
+from .client import AsyncClient, BaseClient, Client, Deployments, Jobs, Routes, Tokens
 from .errors import (
     ApiError,
     Conflict,
@@ -27,7 +27,7 @@ from .errors import (
     Unavailable,
     WaitTimeout,
 )
-from .objects import Deployment, Job, Quality, Route, Table
+from .objects import Deployment, Job, Quality, Revocation, Route, Table
 
 __all__ = [
     "ApiError",
@@ -46,10 +46,12 @@ __all__ = [
     "MlgateError",
     "NotFound",
     "Quality",
+    "Revocation",
     "Route",
     "Routes",
     "ServerError",
     "Table",
+    "Tokens",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",

@@ -63,14 +63,16 @@ class ScalingPolicy:
         return max(self.min_replicas, min(self.max_replicas, replicas))
 
 
-def annotation_errors(annotations: Mapping[str, str]) -> list[str]:
-    """Problems with the ``mlgate.io/*`` annotations: unknown names, values not numbers."""
+def annotation_errors(annotations: Mapping[str, str],
+                      others: frozenset[str] = frozenset()) -> list[str]:
+    """Problems with the ``mlgate.io/*`` annotations: unknown names, values not numbers.
+    ``others``: further known names, checked elsewhere."""
     errors = []
     for key, value in annotations.items():
-        if not key.startswith(ANNOTATION_PREFIX):
+        if not key.startswith(ANNOTATION_PREFIX) or key in others:
             continue
         if key not in _ANNOTATION_FIELDS:
-            known = ", ".join(sorted(_ANNOTATION_FIELDS))
+            known = ", ".join(sorted({*_ANNOTATION_FIELDS, *others}))
             errors.append(f"unknown annotation {key!r}; known: {known}")
             continue
         try:

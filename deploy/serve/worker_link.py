@@ -7,6 +7,8 @@ untrusted byte is ever unpickled.
 
 Primary -> worker:
     ("table", TableSnapshot)        the route table, on every change
+    ("revocations", RevocationList) the revoked tokens, at start (before the first table)
+                                    and on every change
 Worker -> primary:
     ("ready",)                      listening, first table applied
     ("demand", deployment_id)       a request found no replica (cold start)
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import RouteTable, TrafficRoute
+from gateway import DEFAULT_ADMISSION, Admission, RateRule, RouteTable, TrafficRoute
 
 LOAD_INTERVAL = 0.25
 OBSERVED_EVERY = 4
@@ -45,6 +47,8 @@ class DeploymentSnapshot:
     cold_start_timeout: float
     unavailable_reason: str
     ready: bool
+    admission: Admission = DEFAULT_ADMISSION
+    rate_limits: tuple[RateRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,8 @@ def snapshot(table: RouteTable) -> TableSnapshot:
         deployments=tuple(
             DeploymentSnapshot(d.id, d.model_name, d.model_version, d.role_name,
                                tuple((r.host, r.port) for r in d.replicas),
-                               d.cold_start_timeout, d.unavailable_reason, d.ready)
+                               d.cold_start_timeout, d.unavailable_reason, d.ready,
+                               d.admission, d.rate_limits)
             for d in sorted(table.deployments(), key=lambda d: d.id)),
         routes=tuple(sorted(table.routes(), key=lambda r: r.url_prefix)))
 
@@ -78,6 +83,8 @@ def apply_snapshot(table: RouteTable, snap: TableSnapshot,
         entry.on_demand = on_demand
         entry.cold_start_timeout = d.cold_start_timeout
         entry.ready = d.ready
+        entry.admission = d.admission
+        entry.rate_limits = d.rate_limits
         if tuple((r.host, r.port) for r in entry.replicas) != d.replicas:
             table.set_replicas(d.id, d.replicas)
         if entry.unavailable_reason != d.unavailable_reason:

@@ -17,7 +17,13 @@ gateway-only processes:
   is forwarded unchanged to the primary's private listener on 127.0.0.1, so one
   process answers for the state it owns;
 * they follow the primary's routing table: the primary pushes a snapshot over a
-  private socketpair whenever it changes (:mod:`deploy.serve.worker_link`);
+  private socketpair whenever it changes (:mod:`deploy.serve.worker_link`), and the
+  revoked tokens the moment the API changes them (before the first table, so a worker
+  never listens without them);
+* rate limits count in one table every process maps (``<data_dir>/ratelimit.table``,
+  :mod:`gateway.buckets`), so a caller's quota is the same whichever process serves it;
+  the admission bounds (requests in flight per replica, waiting) are split between the
+  processes;
 * they report back: a request that finds no replica asks the primary for one at
   once (cold start), and every 0.25 s each worker sends its request count and
   in-flight requests per deployment; the primary adds them to its own
@@ -46,7 +52,7 @@ from pathlib import Path
 
 from deploy.local.process import die_with_parent
 from deploy.serve.worker_link import Link, TableSnapshot, snapshot
-from gateway import Observer, RouteTable
+from gateway import Observer, RevocationList, RouteTable
 from storage import RecordWriter
 
 log = logging.getLogger("mlgate.workers")
@@ -97,8 +103,10 @@ class WorkerPool:
 
     def __init__(self, count: int, table: RouteTable, command: list[str],
                  demand: Callable[[str], None] | None = None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None,
+                 revocations: Callable[[], RevocationList] | None = None) -> None:
         self.table = table
+        self.revocations = revocations
         self.observer = observer
         self.command = command
         self.demand = demand
@@ -183,6 +191,8 @@ class WorkerPool:
         finally:
             theirs.close()
         w.link = await Link.open(mine)
+        if self.revocations is not None:
+            w.link.send("revocations", self.revocations())
         self._send_table(w)
         try:
             while True:
@@ -242,7 +252,13 @@ class WorkerPool:
         for entry in self.table.deployments():
             entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0))[1] for x in self.workers)
 
-    # -- the table ----------------------------------------------------------------------------
+    # -- the table and the revoked tokens ------------------------------------------------------
+
+    def publish_revocations(self, revoked: RevocationList) -> None:
+        """Every worker gets the new list now (the link keeps the order of messages)."""
+        for w in self.workers:
+            if w.link is not None:
+                w.link.send("revocations", revoked)
 
     def _send_table(self, w: _Worker) -> None:
         snap = snapshot(self.table)

@@ -11,8 +11,9 @@ OpenAPI document), ``deployment:read`` (also a deployment's live quality),
 ``deployment:write``, ``route:read``, ``route:write``, ``records:read`` (stored requests,
 answers and feedback), ``dataset:read`` (training data sets: the logged inputs, predictions
 and labels), ``job:read``, ``job:write`` (inference jobs; a job's model calls are then
-authorized as ``invoke`` with its submitter's roles), and ``admin`` (any other route the
-gateway serves; only a rule naming it or ``*`` grants it). Anything not allowed by some
+authorized as ``invoke`` with its submitter's roles), ``token:read``, ``token:write``
+(token revocations), and ``admin`` (any other route the gateway serves; only a rule
+naming it or ``*`` grants it). Anything not allowed by some
 rule is denied.
 
 The built-in rules mirror ODAHU's OPA policies (``odahu-flow`` ``permissions.rego``,
@@ -31,7 +32,7 @@ from typing import Any
 
 ACTIONS = ("invoke", "info", "feedback", "read", "deployment:read", "deployment:write",
            "route:read", "route:write", "records:read", "dataset:read", "job:read", "job:write",
-           "admin")
+           "token:read", "token:write", "admin")
 RESOURCE_KINDS = ("deployment", "route", "job", "path")
 ROLE_NAME_ACTIONS = frozenset({"invoke", "info"})
 DEFAULT_ROLES_CLAIM = ("realm_access.roles", "roles")
