@@ -217,6 +217,7 @@ class Revocation(Resource):
 
     @property
     def id(self) -> str:
+        """The revocation's number (as a string, like every resource's id)."""
         return str(self.raw.get("id", ""))
 
     @property
@@ -241,6 +242,7 @@ class Revocation(Resource):
 
     @property
     def reason(self) -> str:
+        """Why it was revoked (free text, as given)."""
         return self.raw.get("reason") or ""
 
     def _summary(self) -> str:

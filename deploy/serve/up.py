@@ -227,7 +227,8 @@ async def start_workers(settings: Settings, private: int, table: RouteTable,
                                                               settings.workers)]),
         name="mlgate-orphan-spools")
     pool = WorkerPool(settings.workers, table, worker_command(
-        config_file, settings.host, port, str(settings.data_path), primary), demand, observer,
+        config_file, settings.host, port, str(settings.data_path), primary, settings.workers),
+        demand, observer,
         revocations)
     try:
         await pool.start()

@@ -53,7 +53,8 @@ log = logging.getLogger("mlgate.worker")
 
 async def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides={
-        "host": args.host, "port": args.port, "data_dir": args.data_dir})
+        "host": args.host, "port": args.port, "data_dir": args.data_dir,
+        "workers": args.workers})  # as the primary runs: shares of bounds, the shared table
     quiet_protocol_errors()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -148,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes serving the port, the primary included")
     parser.add_argument("--config")
     args = parser.parse_args(argv)
     try:

@@ -276,10 +276,10 @@ class WorkerPool:
 
 
 def worker_command(config: str | None, host: str, port: int, data_dir: str,
-                   primary: str) -> list[str]:
+                   primary: str, workers: int = 2) -> list[str]:
     """The command line of a worker, less ``--index`` and ``--link-fd``."""
     cmd = [sys.executable, "-m", "deploy.serve.worker", "--host", host, "--port", str(port),
-           "--data-dir", data_dir, "--primary", primary]
+           "--data-dir", data_dir, "--primary", primary, "--workers", str(workers)]
     if config:
         cmd += ["--config", config]
     return cmd

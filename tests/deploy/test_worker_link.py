@@ -5,7 +5,7 @@ import socket
 
 from deploy.serve.worker_link import Link, apply_snapshot, load_report, snapshot
 from deploy.serve.workers import orphan_spool_dirs, worker_spool_dir
-from gateway import RouteTable
+from gateway import Admission, RateRule, RouteTable
 from gateway.sticky import StickyKey
 from gateway.traffic import TrafficRoute, WeightedTarget
 
@@ -14,6 +14,8 @@ def primary_table() -> RouteTable:
     table = RouteTable()
     a = table.upsert("a", "wine", "1", role_name="role-a")
     a.cold_start_timeout, a.ready = 30.0, True
+    a.admission = Admission(max_in_flight_per_replica=4, max_waiting=8, timeout=2.0)
+    a.rate_limits = (RateRule("deployment", 50.0, 50, "sub", ("a",)),)
     table.set_replicas("a", [("127.0.0.1", 9001), ("127.0.0.1", 9002)])
     b = table.upsert("b", "wine", "2")
     b.ready = False
@@ -32,6 +34,7 @@ def test_a_worker_table_follows_the_primary_and_keeps_its_counters():
     assert snapshot(worker) == snapshot(primary)
     a = worker.get("a")
     assert a.role_name == "role-a" and a.cold_start_timeout == 30.0 and a.on_demand
+    assert a.admission == Admission(4, 8, 2.0) and a.rate_limits[0].rate == 50.0
     assert worker.get("b").unavailable_reason == "the model cannot load"
     assert worker.match("/custom/wine/api/model/invoke").mirror == "b"
     a.replicas[0].outstanding, a.requests = 3, 7
