@@ -254,13 +254,11 @@ class StateCollector(Collector):
 
 def overload_families(monitor: Any) -> Iterable[Any]:
     """This process's overload state (``gateway.overload``): the primary's own with
-    ``--workers`` (each worker sheds on its own marks; the refusal counters add up)."""
+    ``--workers`` (each worker sheds on its own marks; the refusal counters add up). Its
+    memory is prometheus-client's ``process_resident_memory_bytes``."""
     yield GaugeMetricFamily("mlgate_overload_level", "The gateway process's overload level: "
                             "0 normal, 1 mirror copies shed, 2 new requests shed too",
                             value=monitor.level)
-    yield GaugeMetricFamily("mlgate_process_resident_memory_mb", "Resident memory of the "
-                            "gateway process at the last overload sample (MB)",
-                            value=monitor.last.rss_mb)
     yield GaugeMetricFamily("mlgate_event_loop_lag_seconds", "How late the gateway's event "
                             "loop ran the overload sampler at its last sample",
                             value=monitor.last.lag_ms / 1000)

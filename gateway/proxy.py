@@ -144,6 +144,7 @@ async def _wait_for_slot(dep: Deployment, limit: int, deadline: float | None,
                    "flight per replica: the mirror copy is dropped", "queue_full")
     waiting = dep.gate.waiting
     if waiting >= wait_limit(dep.admission, processes):
+        dep.shed += 1
         raise Shed(f"model deployment {dep.id!r} is at capacity: {limit} request(s) in flight "
                    f"per replica and {waiting} waiting; retry later", "queue_full")
     if not await dep.gate.wait(deadline):
@@ -159,6 +160,7 @@ async def hold_for_replica(dep: Deployment, deadline: float | None = None,
     if dep.cold_start_timeout > 0:
         waiting = dep.gate.waiting
         if waiting >= wait_limit(dep.admission, processes):
+            dep.shed += 1
             raise Shed(f"model deployment {dep.id!r} is starting and {waiting} request(s) "
                        "already wait for it; retry later", "cold_start_queue_full", retry_after=5)
         timeout, left = dep.cold_start_timeout, remaining(deadline)

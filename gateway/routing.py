@@ -65,6 +65,11 @@ class Deployment:
     report them to the primary."""
     peer_in_flight: int = 0
     """Requests in flight in the other gateway processes, as last reported."""
+    shed: int = 0
+    """Requests refused (503) because every replica was at its admission bound: demand the
+    in-flight count cannot show, for the autoscaler."""
+    peer_shed: int = 0
+    """The same in the other gateway processes, as they report it to the primary."""
     on_demand: Callable[[str], None] | None = None
     """Called with the deployment id when a request finds no replica."""
     cold_start_timeout: float = 0.0

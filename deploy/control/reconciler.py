@@ -254,7 +254,8 @@ class Reconciler:
         entry = self.table.get(dep.id)
         in_flight = entry.in_flight + entry.peer_in_flight if entry else 0
         requests = entry.requests + entry.peer_requests if entry else 0
-        observe(state, now, in_flight, requests, policy, available)
+        shed = entry.shed + entry.peer_shed if entry else None
+        observe(state, now, in_flight, requests, policy, available, shed)
         return decide(state, policy, now, verified)
 
     def _apply(self, action: Action) -> None:

@@ -12,7 +12,7 @@ Primary -> worker:
 Worker -> primary:
     ("ready",)                      listening, first table applied
     ("demand", deployment_id)       a request found no replica (cold start)
-    ("load", {id: (requests, in_flight)})   every ``LOAD_INTERVAL`` seconds
+    ("load", {id: (requests, in_flight, shed)})   every ``LOAD_INTERVAL`` seconds
     ("observed", gateway.peers.PeerReport)   once a second
 
 The snapshot functions are pure, so they are tested without processes.
@@ -95,9 +95,10 @@ def apply_snapshot(table: RouteTable, snap: TableSnapshot,
     table.set_routes(snap.routes)
 
 
-def load_report(table: RouteTable) -> dict[str, tuple[int, int]]:
-    """Per deployment: requests received so far and requests in flight now."""
-    return {d.id: (d.requests, d.in_flight) for d in table.deployments()}
+def load_report(table: RouteTable) -> dict[str, tuple[int, int, int]]:
+    """Per deployment: requests received so far, requests in flight now, and requests shed
+    so far for want of a replica slot."""
+    return {d.id: (d.requests, d.in_flight, d.shed) for d in table.deployments()}
 
 
 class Link:

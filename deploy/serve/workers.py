@@ -93,7 +93,7 @@ class _Worker:
     link: Link | None = None
     ready: asyncio.Future[None] | None = None
     sent: TableSnapshot | None = None
-    load: dict[str, tuple[int, int]] = field(default_factory=dict)
+    load: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     restarts: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -113,7 +113,7 @@ class WorkerPool:
         self.workers = [_Worker(i) for i in range(1, count)]
         self._stopping = False
         self._publisher: asyncio.Task[None] | None = None
-        self._last_requests: dict[tuple[int, str], int] = {}
+        self._last_requests: dict[tuple[int, str], tuple[int, int]] = {}
 
     async def start(self) -> None:
         """Start every worker; return once each is listening with the current table."""
@@ -228,20 +228,23 @@ class WorkerPool:
         elif kind == "observed" and self.observer is not None:
             self.observer.take_peer(w.index, message[1])
 
-    def _take_load(self, w: _Worker, load: dict[str, tuple[int, int]]) -> None:
-        """Fold one worker's report into the primary's entries: request counts as
+    def _take_load(self, w: _Worker, load: dict[str, tuple[int, int, int]]) -> None:
+        """Fold one worker's report into the primary's entries: request and shed counts as
         increments (a restarted worker counts from zero again), in-flight as the sum of
         every worker's latest report."""
         w.load = load
-        for dep_id, (requests, _) in load.items():
+        for dep_id, (requests, _, shed) in load.items():
             key = (w.index, dep_id)
-            last = self._last_requests.get(key, 0)
+            last, last_shed = self._last_requests.get(key, (0, 0))
             entry = self.table.get(dep_id)
             if entry is not None and requests > last:
                 entry.peer_requests += requests - last
-            self._last_requests[key] = requests
+            if entry is not None and shed > last_shed:
+                entry.peer_shed += shed - last_shed
+            self._last_requests[key] = (requests, shed)
         for entry in self.table.deployments():
-            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0))[1] for x in self.workers)
+            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0, 0))[1]
+                                       for x in self.workers)
 
     def _forget_load(self, w: _Worker) -> None:
         if self.observer is not None:
@@ -250,7 +253,8 @@ class WorkerPool:
         for key in [k for k in self._last_requests if k[0] == w.index]:
             del self._last_requests[key]
         for entry in self.table.deployments():
-            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0))[1] for x in self.workers)
+            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0, 0))[1]
+                                       for x in self.workers)
 
     # -- the table and the revoked tokens ------------------------------------------------------
 

@@ -63,10 +63,26 @@ async def test_a_request_waiting_for_a_replica_wakes_when_the_snapshot_brings_on
     assert await waiting is True
 
 
-def test_load_report_is_requests_and_in_flight_per_deployment():
+def test_load_report_is_requests_in_flight_and_shed_per_deployment():
     table = primary_table()
-    table.get("a").requests, table.get("a").in_flight = 5, 2
-    assert load_report(table) == {"a": (5, 2), "b": (0, 0)}
+    table.get("a").requests, table.get("a").in_flight, table.get("a").shed = 5, 2, 3
+    assert load_report(table) == {"a": (5, 2, 3), "b": (0, 0, 0)}
+
+
+def test_the_primary_adds_up_its_workers_reports_as_increments():
+    from deploy.serve.workers import WorkerPool
+
+    table = primary_table()
+    pool = WorkerPool(3, table, ["true"])
+    w1, w2 = pool.workers
+    pool._take_load(w1, {"a": (5, 2, 3)})
+    pool._take_load(w2, {"a": (1, 1, 0)})
+    pool._take_load(w1, {"a": (7, 0, 4)})
+    a = table.get("a")
+    assert (a.peer_requests, a.peer_in_flight, a.peer_shed) == (8, 1, 4)
+    pool._forget_load(w1)
+    pool._take_load(w1, {"a": (1, 0, 1)})  # restarted: counts from zero again
+    assert (a.peer_requests, a.peer_shed) == (9, 5)
 
 
 async def test_messages_cross_a_socketpair_in_order_and_end_at_close():
