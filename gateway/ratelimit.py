@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .buckets import Buckets, Take
+from .claims import claim_at
 from .errors import GatewayError
 
 KEYS = ("sub", "address", "all")
@@ -170,21 +171,10 @@ def caller_key(rule: RateRule, claims: Mapping[str, Any] | None, address: str | 
         if isinstance(sub, str) and sub:
             return "sub:" + sub
     elif rule.key.startswith("claim:"):
-        value = _claim(claims, rule.key[6:]) if claims else None
+        value = claim_at(claims, rule.key[6:]) if claims else None
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return f"claim:{value}"
     return "addr:" + (address or "?")
-
-
-def _claim(claims: Mapping[str, Any], path: str) -> Any:
-    if path in claims:
-        return claims[path]
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 @dataclass(frozen=True, slots=True)

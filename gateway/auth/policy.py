@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..claims import claim_at
+
 ACTIONS = ("invoke", "info", "feedback", "read", "deployment:read", "deployment:write",
            "route:read", "route:write", "records:read", "dataset:read", "job:read", "job:write",
            "token:read", "token:write", "admin")
@@ -145,7 +147,7 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> frozen
     role, or several when space-separated (the OAuth ``scope`` style).
     """
     for path in paths:
-        value: Any = claims.get(path) if path in claims else _walk(claims, path)
+        value = claim_at(claims, path)
         if value is None:
             continue
         if isinstance(value, str):
@@ -153,15 +155,6 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> frozen
         if isinstance(value, list):
             return frozenset(v for v in value if isinstance(v, str))
     return frozenset()
-
-
-def _walk(claims: Mapping[str, Any], path: str) -> Any:
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _str_list(raw: Any, where: str, key: str, default: Sequence[str] | None = None) -> list[str]:

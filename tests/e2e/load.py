@@ -66,15 +66,21 @@ class _Connection:
         return status, headers
 
 
-async def drive(url: str, body: bytes, headers: dict[str, str], rate: float, seconds: float,
-                connections: int = 64) -> Run:
-    """POST ``body`` to ``url`` ``rate`` times a second for ``seconds``."""
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, bytes]:
+    """Host, port and the bytes of ``POST url`` with a JSON ``body``."""
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                ).encode() + body
+    return host, port, request
+
+
+async def drive(url: str, body: bytes, headers: dict[str, str], rate: float, seconds: float,
+                connections: int = 64) -> Run:
+    """POST ``body`` to ``url`` ``rate`` times a second for ``seconds``."""
+    host, port, request = _post(url, body, headers)
     idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
     for _ in range(connections):
         idle.put_nowait(None)  # a slot: connect when first used
@@ -124,12 +130,7 @@ def sequential(url: str, body: bytes, headers: dict[str, str], count: int) -> Ru
 
     async def go() -> Run:
         run = Run()
-        parsed = urlparse(url)
-        host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        request = (f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
-                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                   ).encode() + body
+        host, port, request = _post(url, body, headers)
         conn = _Connection(*await asyncio.open_connection(host, port))
         started = time.perf_counter()
         for _ in range(count):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import REVOCATIONS, GatewayConfig, InvalidTokenLimit, RouteTable, create_app
 from gateway.auth import AuthConfig, ClaimRules, RevocationList, keys_from_jwks, revoked_reason
 from tests.gateway.auth_attacks import AUDIENCE, ISSUER, Issuer
+from tests.gateway.traffic_upstreams import upstreams
 
 ISSUER_KEYS = Issuer()
 INVOKE = "/model/wine/api/model/invoke"
@@ -28,23 +28,10 @@ def test_the_revocation_rule():
     assert not RevocationList() and revoked
 
 
-async def upstream_app() -> web.Application:
-    app = web.Application()
-
-    async def invoke(_request: web.Request) -> web.Response:
-        return web.json_response({"prediction": [1]})
-
-    app.router.add_post("/api/model/invoke", invoke)
-    return app
-
-
 @pytest.fixture
 async def gw():
-    upstream = TestServer(await upstream_app(), host="127.0.0.1")
-    await upstream.start_server()
     table = RouteTable()
-    table.upsert("wine", "wine", "1.0")
-    table.set_replicas("wine", [("127.0.0.1", upstream.port)])
+    ups = await upstreams(table, "wine")
     auth = AuthConfig(rules=ClaimRules(issuer=ISSUER, audiences=frozenset({AUDIENCE})),
                       static_keys=keys_from_jwks(ISSUER_KEYS.jwks()))
     config = GatewayConfig(auth=auth, invalid_tokens=InvalidTokenLimit(rate=0.001, burst=3))
@@ -53,7 +40,7 @@ async def gw():
     await client.start_server()
     yield app, client
     await client.close()
-    await upstream.close()
+    await ups["wine"].close()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import (
@@ -22,7 +21,7 @@ from gateway import (
     create_app,
 )
 from gateway.overload import OverloadMonitor, Sample, next_level, pressure
-from tests.gateway.traffic_upstreams import wait_for
+from tests.gateway.traffic_upstreams import upstreams, wait_for
 
 CONFIG = OverloadConfig(max_memory_mb=100, max_loop_lag_ms=200, interval=0.01,
                         recover_after=0.05)
@@ -64,29 +63,10 @@ def test_the_monitor_moves_between_levels_and_logs_each_move(caplog):
     assert "shedding new requests" in caplog.records[1].getMessage()
 
 
-UP = web.AppKey("up", list)
-
-
-async def upstream_app() -> web.Application:
-    app = web.Application()
-    app[UP] = []
-
-    async def invoke(request: web.Request) -> web.Response:
-        app[UP].append(request.path)
-        return web.json_response({"prediction": [1]})
-
-    app.router.add_post("/api/model/invoke", invoke)
-    return app
-
-
 @pytest.fixture
 async def gw():
-    upstream = TestServer(await upstream_app(), host="127.0.0.1")
-    await upstream.start_server()
     table = RouteTable()
-    for dep in ("a", "shadow"):
-        table.upsert(dep, dep, "1")
-        table.set_replicas(dep, [("127.0.0.1", upstream.port)])
+    ups = await upstreams(table, "a", "shadow")
     table.set_routes([TrafficRoute("r", "/custom/r", (WeightedTarget("a", 100),),
                                    mirror="shadow")])
     app = create_app(GatewayConfig(overload=CONFIG), table, lambda e: None)
@@ -96,7 +76,8 @@ async def gw():
     await client.start_server()
     yield app, client, memory
     await client.close()
-    await upstream.close()
+    for upstream in ups.values():
+        await upstream.close()
 
 
 async def wait_level(app, level: int) -> None:

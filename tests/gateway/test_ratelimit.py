@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import GatewayConfig, RouteTable, TrafficRoute, WeightedTarget, create_app
@@ -17,6 +16,7 @@ from gateway.ratelimit import (
     parse_rate,
     parse_rules,
 )
+from tests.gateway.traffic_upstreams import upstreams
 
 
 @pytest.mark.parametrize(("text", "rate"), [
@@ -87,29 +87,10 @@ def test_every_matching_rule_takes_and_the_tightest_is_reported():
     assert limiter.check("deployment", "other", {"sub": "a"}, "x")[0].rule.name == "wide"
 
 
-UPSTREAM_CALLS = web.AppKey("calls", list)
-
-
-async def upstream_app() -> web.Application:
-    app = web.Application()
-    app[UPSTREAM_CALLS] = []
-
-    async def invoke(request: web.Request) -> web.Response:
-        app[UPSTREAM_CALLS].append(request.path)
-        return web.json_response({"prediction": [1]})
-
-    app.router.add_post("/api/model/invoke", invoke)
-    return app
-
-
 @pytest.fixture
 async def stack():
-    upstream = TestServer(await upstream_app(), host="127.0.0.1")
-    await upstream.start_server()
     table = RouteTable()
-    for dep_id in ("wine-v1", "wine-v2"):
-        table.upsert(dep_id, "wine", "1")
-        table.set_replicas(dep_id, [("127.0.0.1", upstream.port)])
+    ups = await upstreams(table, "wine-v1", "wine-v2")
     table.get("wine-v2").rate_limits = (RateRule("deployment", 0.001, 1, "all",
                                                  ("wine-v2",)),)
     table.set_routes([TrafficRoute("wine", "/custom/wine", (WeightedTarget("wine-v1", 100),))])
@@ -120,9 +101,10 @@ async def stack():
     client = TestClient(TestServer(create_app(GatewayConfig(rate_limits=rules), table,
                                               lambda e: None), host="127.0.0.1"))
     await client.start_server()
-    yield client, upstream
+    yield client, ups["wine-v1"]
     await client.close()
-    await upstream.close()
+    for upstream in ups.values():
+        await upstream.close()
 
 
 async def test_429_with_retry_after_and_the_ratelimit_fields(stack):
@@ -137,7 +119,7 @@ async def test_429_with_retry_after_and_the_ratelimit_fields(stack):
     assert int(refused.headers["RateLimit-Reset"]) >= 2999
     body = await refused.json()
     assert body["reason"] == "rate_limited" and "per-caller" in body["message"]
-    assert len(upstream.app[UPSTREAM_CALLS]) == 3  # the refused one never reached the model
+    assert len(upstream.seen) == 3  # the refused one never reached the model
     text = await (await client.get("/metrics")).text()
     assert ('mlgate_requests_rate_limited_total{deployment="wine-v1",reason="per-caller"} 1.0'
             in text)
