@@ -1,7 +1,7 @@
 /* openloop: an open-loop HTTP/1.1 load generator (what wrk2 does, in one small file).
  *
  *   openloop -u http://127.0.0.1:8080/path -r 1000 -d 10 -w 2 [-c 32] [-b body.json]
- *            [-H 'Name: value']...
+ *            [-H 'Name: value']... [-s]
  *
  * Requests are scheduled on a fixed clock (one every 1/rate seconds, from a timerfd)
  * whether or not earlier ones have been answered, and each latency is measured from
@@ -12,6 +12,10 @@
  *
  * Prints one JSON object: count, errors, late (scheduled but not sent when the run
  * ended), rate achieved, and latency percentiles in milliseconds.
+ *
+ * With -s (a server expected to refuse some requests, e.g. shedding load): a non-2xx
+ * answer is not an error; the JSON adds the count of every status and the latency
+ * percentiles of the refused (non-2xx) answers apart from the 2xx ones.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -96,9 +100,10 @@ int main(int argc, char **argv) {
     const char *url = NULL, *body_file = NULL;
     double rate = 1000, duration = 10, warmup = 2;
     int nconns = 32;
+    int statuses = 0;
     char headers[8192] = "";
     int opt;
-    while ((opt = getopt(argc, argv, "u:r:d:w:c:b:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "u:r:d:w:c:b:H:s")) != -1) {
         switch (opt) {
         case 'u': url = optarg; break;
         case 'r': rate = atof(optarg); break;
@@ -106,6 +111,7 @@ int main(int argc, char **argv) {
         case 'w': warmup = atof(optarg); break;
         case 'c': nconns = atoi(optarg); break;
         case 'b': body_file = optarg; break;
+        case 's': statuses = 1; break;
         case 'H':
             if (strlen(headers) + strlen(optarg) + 3 >= sizeof headers) {
                 fprintf(stderr, "too many headers\n");
@@ -116,7 +122,7 @@ int main(int argc, char **argv) {
             break;
         default:
             fprintf(stderr, "usage: openloop -u URL -r RATE -d SECONDS [-w WARMUP] [-c CONNS] "
-                            "[-b BODYFILE] [-H 'Name: value']...\n");
+                            "[-b BODYFILE] [-H 'Name: value']... [-s]\n");
             return 2;
         }
     }
@@ -182,7 +188,9 @@ int main(int argc, char **argv) {
     double interval = 1.0 / rate;
     size_t total = (size_t)((duration + warmup) * rate);
     double *lat = malloc(sizeof(double) * (total + 1));
-    size_t nlat = 0, sent = 0, done = 0, errors = 0;
+    double *refused = malloc(sizeof(double) * (total + 1));
+    size_t nlat = 0, nrefused = 0, sent = 0, done = 0, errors = 0;
+    size_t by_status[600] = {0};
     /* Queue of scheduled-but-unsent request times: index range [qhead, next). */
     size_t next = 0, qhead = 0;
     struct itimerspec its = {0};
@@ -263,7 +271,15 @@ int main(int argc, char **argv) {
             double t = now_s();
             done++;
             c->busy = 0;
-            if (full < 0 || status < 200 || status >= 300) {
+            if (full > 0 && statuses && status >= 100 && status < 600) {
+                if (c->counted) {
+                    by_status[status]++;
+                    if (status < 200 || status >= 300)
+                        refused[nrefused++] = (t - c->scheduled) * 1000.0;
+                    else
+                        lat[nlat++] = (t - c->scheduled) * 1000.0;
+                }
+            } else if (full < 0 || status < 200 || status >= 300) {
                 errors++;
             } else if (c->counted) {
                 lat[nlat++] = (t - c->scheduled) * 1000.0;
@@ -272,11 +288,27 @@ int main(int argc, char **argv) {
         }
     }
     qsort(lat, nlat, sizeof(double), cmp_double);
+    qsort(refused, nrefused, sizeof(double), cmp_double);
 #define PCT(p) (nlat ? lat[(size_t)((p) / 100.0 * (nlat - 1) + 0.5)] : 0.0)
+#define RPCT(p) (nrefused ? refused[(size_t)((p) / 100.0 * (nrefused - 1) + 0.5)] : 0.0)
     printf("{\"rate\": %.1f, \"count\": %zu, \"errors\": %zu, \"unsent\": %zu, "
            "\"achieved_rps\": %.1f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
-           "\"p999_ms\": %.4f, \"max_ms\": %.4f}\n",
+           "\"p999_ms\": %.4f, \"max_ms\": %.4f",
            rate, nlat, errors, total - sent, nlat / duration, PCT(50), PCT(90), PCT(99),
            PCT(99.9), nlat ? lat[nlat - 1] : 0.0);
+    if (statuses) {
+        printf(", \"refused_count\": %zu, \"refused_p50_ms\": %.4f, \"refused_p99_ms\": %.4f, "
+               "\"refused_max_ms\": %.4f, \"statuses\": {", nrefused, RPCT(50), RPCT(99),
+               nrefused ? refused[nrefused - 1] : 0.0);
+        const char *sep = "";
+        for (int code = 100; code < 600; code++) {
+            if (by_status[code]) {
+                printf("%s\"%d\": %zu", sep, code, by_status[code]);
+                sep = ", ";
+            }
+        }
+        printf("}");
+    }
+    printf("}\n");
     return errors ? 1 : 0;
 }

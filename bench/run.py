@@ -38,6 +38,10 @@ Scenarios (``--only`` picks some):
   deployment at zero replicas, one request timed from send to answer (the replica is
   forked from the predictor zygote); and where a replica's start goes (import, load,
   first prediction) fresh vs. forked (``bench/predictor_phases.py``).
+* ``overload`` — a slow model (50 ms a call, one at a time) at ten times what it can
+  serve, open loop: goodput, admitted p99 and the refusals' latency as ratios against the
+  unloaded run, statuses, RSS growth, and service after the spike (``bench/overload.py``).
+  Just this one: ``BENCH_ARGS="--only overload --runs 1 --duration 5" make bench``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ sys.path.append(str(BENCH))  # bench/scaling.py; after ROOT: bench/storage.py is
 from tests.conftest import SEED_COLUMNS, SEED_ROW  # noqa: E402
 
 sys.path.insert(0, str(BENCH))
+import overload as overload_bench  # noqa: E402  (bench/overload.py)
 import quality as quality_bench  # noqa: E402  (bench/quality.py)
 
 WINE = ROOT / "examples" / "wine" / "models" / "wine-v1"
@@ -87,6 +92,7 @@ TARGETS = {  # issue 21's goals where it sets them
     "memory_growth_mb": 50.0,
     "batch_ratio": 0.5,
     "cold_start_s": 0.5,
+    **overload_bench.TARGETS,  # issue 22's
 }
 
 NGINX_CONF = """\
@@ -783,6 +789,7 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(f"| durable feedback (records/s) | | {fmt(f['records_per_s'])} | | "
                     f">= {f['target']:g} | {'yes' if f['met'] else 'no'} |")
     rows += quality_bench.markdown_rows(s)
+    rows += overload_bench.markdown_rows(s, fmt)
     if "cold_start" in s:
         c = s["cold_start"]
         fresh, forked = c["phases"]["fresh"], c["phases"]["forked"]
@@ -894,7 +901,7 @@ def temporary_dir(keep: bool) -> Iterator[Path]:
 
 
 SCENARIOS = ("throughput", "latency", "predictor", "feedback", "memory", "real_model",
-             "cold_start", "batch", "joiner", "export")
+             "cold_start", "batch", "joiner", "export", "overload")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -971,6 +978,9 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["real_model"] = scenario_real_model(args, tmp)
         if "cold_start" in only:
             results["scenarios"]["cold_start"] = scenario_cold_start(args, tmp)
+        if "overload" in only:
+            results["scenarios"]["overload"] = overload_bench.scenario_overload(
+                args, tmp, sys.modules[__name__])
     results["environment"]["load_after"] = load_average()
     results["environment"]["seconds"] = round(time.monotonic() - started, 1)
     out = Path(args.out)

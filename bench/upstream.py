@@ -7,6 +7,10 @@ real predictor sends (``Content-Type``, ``Model-Name``, ``Model-Version``), on a
 kept-alive connection. No framework and no JSON work: a request costs a few
 microseconds of Python, so a gateway in front of it, not this server, is what a
 throughput run measures. Prints ``upstream ready on http://HOST:PORT``.
+
+``--delay 0.05 --concurrency 1`` makes it a slow model instead (the overload scenario):
+each answer takes 50 ms and one call is served at a time, in arrival order, as by a
+predictor whose model runs on its event loop: 20 calls a second, the rest queue.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nModel-Name: f
 class FixedAnswer(asyncio.Protocol):
     """Pipelining-safe: answers once per complete request (head + Content-Length body)."""
 
+    delay = 0.0
+    slots: asyncio.Semaphore | None = None  # with a delay: calls served at once
+
     def __init__(self) -> None:
         self.buf = b""
         self.transport: asyncio.Transport | None = None
+        self.previous: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -52,10 +60,25 @@ class FixedAnswer(asyncio.Protocol):
             answers += 1
         self.buf = buf
         if answers and self.transport is not None:
-            self.transport.write(RESPONSE * answers)
+            if self.delay:
+                for _ in range(answers):
+                    self.previous = asyncio.ensure_future(self.slow_answer(self.previous))
+            else:
+                self.transport.write(RESPONSE * answers)
+
+    async def slow_answer(self, before: asyncio.Task[None] | None) -> None:
+        assert self.slots is not None
+        async with self.slots:
+            await asyncio.sleep(self.delay)
+        if before is not None:
+            await before  # answers leave a connection in request order
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(RESPONSE)
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, delay: float = 0.0, concurrency: int = 1) -> None:
+    if delay:
+        FixedAnswer.delay, FixedAnswer.slots = delay, asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(FixedAnswer, host, port, backlog=4096, reuse_address=True)
     stop = asyncio.Event()
@@ -71,8 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds each answer takes (a slow model)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="with --delay: calls served at once (the rest queue)")
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port))
+    uvloop.run(serve(args.host, args.port, args.delay, args.concurrency))
 
 
 if __name__ == "__main__":

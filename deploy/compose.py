@@ -21,6 +21,7 @@ from deploy.batch.scheduling import JobRuntime
 from deploy.config import Settings
 from deploy.control.quality import deployment_infos
 from deploy.control.reconciler import Reconciler
+from deploy.control.revocations import RevocationStore
 from deploy.control.rollouts import RolloutDriver
 from deploy.control.runtime import Runtime
 from deploy.control.store import Store
@@ -29,19 +30,29 @@ from deploy.local.jobs import JobSupervisor
 from deploy.local.runtime import LocalRuntime
 from gateway import (
     OBSERVER,
+    Admission,
     AuthConfig,
+    Buckets,
+    CertificateReloader,
     GatewayConfig,
+    InvalidTokenLimit,
     Limits,
+    LocalBuckets,
     OutlierPolicy,
+    OverloadConfig,
     Replica,
+    Revocations,
     RouteTable,
+    SharedBuckets,
     Timeouts,
+    TlsFiles,
     add_data_plane_route,
     add_openapi_route,
     answer_json,
     configure_logging,
     create_app,
     create_sidecar_app,
+    parse_rate,
     set_error_format,
 )
 from storage import (
@@ -56,10 +67,12 @@ from storage import (
 )
 
 __all__ = [
+    "build_admission",
     "build_app",
     "build_auth_config",
     "build_backend",
     "build_batch_config",
+    "build_buckets",
     "build_gateway_config",
     "build_job_supervisor",
     "build_joiner",
@@ -68,6 +81,7 @@ __all__ = [
     "build_rollouts",
     "build_runtime",
     "build_sidecar_app",
+    "build_tls",
     "build_writer",
     "configure_logging_from",
 ]
@@ -126,16 +140,56 @@ def build_limits(settings: Settings) -> Limits:
 
 def build_gateway_config(settings: Settings,
                          auth: AuthConfig | EllipsisType | None = ...) -> GatewayConfig:
-    """Every ``gateway:`` and ``logging:`` setting the data plane honours, for the edge, its
-    workers and the sidecar alike; ``auth`` defaults to what ``settings.auth`` says."""
-    g = settings.gateway
+    """Every ``gateway:``, ``logging:``, ``rate_limits:`` and ``overload:`` setting the data
+    plane honours, for the edge, its workers and the sidecar alike; ``auth`` defaults to
+    what ``settings.auth`` says."""
+    g, o, a = settings.gateway, settings.overload, settings.auth
+    invalid_rate = str(a.invalid_token_rate).strip()
     return GatewayConfig(timeouts=Timeouts(connect=g.connect_timeout, read=g.read_timeout),
                          max_body_bytes=g.max_body_bytes, limits=build_limits(settings),
                          auth=build_auth_config(settings) if auth is ... else auth,
                          outlier=OutlierPolicy(g.eject_after_failures, g.ejection_time,
                                                g.max_ejection_time),
                          mirror_max_in_flight=g.mirror_max_in_flight,
-                         access_log=settings.logging.access_log)
+                         access_log=settings.logging.access_log,
+                         rate_limits=settings.rate_limits.rules,
+                         invalid_tokens=InvalidTokenLimit(
+                             0.0 if invalid_rate in ("0", "0.0") else parse_rate(invalid_rate),
+                             a.invalid_token_burst),
+                         overload=OverloadConfig(o.max_memory_mb, o.max_loop_lag_ms, o.interval,
+                                                 o.recover_after),
+                         processes=settings.workers)
+
+
+def build_admission(settings: Settings) -> Admission:
+    """Every deployment's bounds (``admission:``), before its annotations override them."""
+    a = settings.admission
+    return Admission(a.max_in_flight_per_replica, a.max_waiting, a.timeout, a.max_timeout)
+
+
+def rate_table_path(settings: Settings) -> Path:
+    return settings.data_path / "ratelimit.table"
+
+
+def build_buckets(settings: Settings, primary: bool) -> Buckets:
+    """Where rate limits count: this process's memory (one process), or with ``workers: N``
+    a table every process maps (:mod:`gateway.buckets`), created by the primary."""
+    if settings.workers <= 1:
+        return LocalBuckets()
+    path = rate_table_path(settings)
+    if primary:
+        return SharedBuckets.create(path, settings.workers)
+    return SharedBuckets.open(path, settings.workers)
+
+
+def build_tls(settings: Settings) -> CertificateReloader | None:
+    """The port's TLS context (``tls:``), reloaded when the files change; None: plain HTTP.
+    ``TlsConfigError`` when the pair does not load."""
+    t = settings.tls
+    if not t.enabled:
+        return None
+    assert t.cert_file is not None and t.key_file is not None
+    return CertificateReloader(TlsFiles(t.cert_file, t.key_file, t.reload_interval))
 
 
 def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
@@ -143,11 +197,18 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
               store: Store | None = None,
               forward_to: Replica | None = None,
               joiner: feedback.Joiner | None = None,
-              rollouts: RolloutDriver | None = None) -> web.Application:
+              rollouts: RolloutDriver | None = None,
+              buckets: Buckets | None = None,
+              revocations: Revocations | None = None,
+              revocation_store: RevocationStore | None = None) -> web.Application:
     """The edge's app: gateway, feedback, the OpenAPI document, and (with ``store``) the
-    management API, with the live quality figures of ``joiner`` and the canary rollouts of
-    ``rollouts``. ``forward_to``: a worker's primary, which answers the rest."""
-    app = create_app(build_gateway_config(settings, auth), table, writer.offer, forward_to)
+    management API, with the live quality figures of ``joiner``, the canary rollouts of
+    ``rollouts`` and the token revocations of ``revocation_store``. ``forward_to``: a
+    worker's primary, which answers the rest. ``buckets``: the rate limits' counts
+    (:func:`build_buckets`); ``revocations``: the revoked tokens this process checks (kept
+    current by whoever owns the list)."""
+    app = create_app(build_gateway_config(settings, auth), table, writer.offer, forward_to,
+                     buckets=buckets, revocations=revocations)
     app[OBSERVER].attach(writer_stats=writer.stats)
     feedback.add_routes(app, writer, functools.partial(add_data_plane_route, app), answer_json)
     set_error_format(app, feedback.SEED_PATH, feedback.seed_error_body)
@@ -156,7 +217,7 @@ def build_app(settings: Settings, table: RouteTable, writer: RecordWriter,
     if store is not None:
         add_management_api(app, store, settings.api.edge_url, build_batch_config(settings),
                            RecordSource(build_backend(settings), settings.storage.prefix),
-                           joiner, rollouts)
+                           joiner, rollouts, revocation_store)
         if joiner is not None:
             app[OBSERVER].attach(collector=feedback.QualityCollector(joiner))
         if rollouts is not None:
@@ -220,4 +281,5 @@ def build_reconciler(settings: Settings, store: Store, runtime: Runtime,
                      table: RouteTable, rollouts: RolloutDriver | None = None) -> Reconciler:
     """The control loop; ``rollouts``: the canary rollouts it drives on each pass."""
     a = settings.autoscaler
-    return Reconciler(store, runtime, table, a.policy(), a.interval, rollouts=rollouts)
+    return Reconciler(store, runtime, table, a.policy(), a.interval, rollouts=rollouts,
+                      admission=build_admission(settings))

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from deploy.control.autoscaler import ScalingPolicy
+from gateway import RateRule, parse_rate, parse_rules
 
 ENV_PREFIX = "MLGATE_"
 
@@ -103,8 +104,22 @@ class AuthSettings:
     jwks_cache_ttl: float = 600.0
     jwks_refresh_min_interval: float = 30.0
     jwks_timeout: float = 5.0
+    jwks_retired_key_grace: float = 86400.0
+    """Seconds a key the JWKS stopped publishing still verifies tokens (0: drop it at once)."""
+    invalid_token_rate: str = "2/s"
+    """Invalid tokens one client address may keep sending (``0``: no limit) ..."""
+    invalid_token_burst: int = 30
+    """... after this many; beyond, its unverified tokens get 429 before any check."""
 
     def __post_init__(self) -> None:
+        if str(self.invalid_token_rate).strip() not in ("0", "0.0"):
+            try:
+                parse_rate(self.invalid_token_rate)
+            except ValueError as exc:
+                raise ConfigError(f"auth.invalid_token_rate: {exc}") from None
+        if self.invalid_token_burst < 1 or self.jwks_retired_key_grace < 0:
+            raise ConfigError("auth.invalid_token_burst must be >= 1 and "
+                              "auth.jwks_retired_key_grace >= 0")
         sources = [name for name in ("jwks_url", "jwks_file", "public_key_file", "hs256_secret")
                    if getattr(self, name)]
         if len(sources) > 1:
@@ -175,6 +190,90 @@ class AutoscalerSettings:
         for name in ("window", "scale_down_delay", "scale_to_zero_after", "cold_start_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"autoscaler.{name} must not be negative")
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    """``admission:``: every deployment's bounds; ``mlgate.io/*`` annotations override them
+    per deployment (:mod:`gateway.admission`)."""
+
+    max_in_flight_per_replica: int = 32
+    """Requests sent to one replica at once (0: no bound)."""
+    max_waiting: int = 100
+    """Requests waiting for a replica (its bound reached, or a cold start); beyond, 503."""
+    timeout: float | None = None
+    """Seconds a request may take when the client sends no ``x-mlgate-timeout-ms``; null:
+    no deadline of its own."""
+    max_timeout: float = 300.0
+    """The longest deadline a client may ask for."""
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight_per_replica < 0 or self.max_waiting < 0:
+            raise ConfigError("admission.max_in_flight_per_replica and admission.max_waiting "
+                              "must be >= 0")
+        if (self.timeout is not None and self.timeout <= 0) or self.max_timeout <= 0:
+            raise ConfigError("admission.timeout (or null) and admission.max_timeout must be > 0")
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """``rate_limits:``: token buckets by route or deployment and caller (:mod:`gateway.ratelimit`).
+
+    ``rules`` is a list of ``{name, deployments: [globs], routes: [globs], key, rate,
+    burst}`` (file only, no environment override); a deployment's ``mlgate.io/rate-limit``
+    annotations add its own."""
+
+    rules: tuple[Any, ...] = ()
+    """Validated into ``gateway.RateRule`` objects."""
+
+    def __post_init__(self) -> None:
+        raw = [r for r in self.rules if not isinstance(r, RateRule)]
+        if not raw:
+            return
+        try:
+            rules = parse_rules(list(self.rules), "rate_limits.rules")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        object.__setattr__(self, "rules", rules)
+
+
+@dataclass(frozen=True)
+class OverloadSettings:
+    """``overload:``: marks of one gateway process past which it sheds (:mod:`gateway.overload`)."""
+
+    max_memory_mb: float = 2048.0
+    """Resident memory of one gateway process (0: not watched)."""
+    max_loop_lag_ms: float = 1000.0
+    """Event-loop lag, sustained over three samples (0: not watched)."""
+    interval: float = 0.1
+    recover_after: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_memory_mb < 0 or self.max_loop_lag_ms < 0:
+            raise ConfigError("overload.max_memory_mb and overload.max_loop_lag_ms must be >= 0")
+        if self.interval <= 0 or self.recover_after < 0:
+            raise ConfigError("overload.interval must be > 0 and overload.recover_after >= 0")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """``tls:``: terminate TLS on the port (for an edge without an ingress in front)."""
+
+    cert_file: str | None = None
+    """PEM certificate (chain); with ``key_file``: serve HTTPS."""
+    key_file: str | None = None
+    reload_interval: float = 10.0
+    """Seconds between looks at both files; a renewed pair is loaded without a restart."""
+
+    def __post_init__(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError("tls: set both cert_file and key_file, or neither")
+        if self.reload_interval <= 0:
+            raise ConfigError("tls.reload_interval must be > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
 
 
 @dataclass(frozen=True)
@@ -344,6 +443,10 @@ class Settings:
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    overload: OverloadSettings = field(default_factory=OverloadSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     def __post_init__(self) -> None:
         if self.runtime not in ("local", "kubernetes"):

@@ -142,6 +142,7 @@ def mint_token(auth: AuthSettings, data_dir: Path, *, roles: Sequence[str], subj
     claims: dict[str, Any] = {
         "iss": auth.issuer or LOCAL_ISSUER, "aud": (auth.audience or (LOCAL_AUDIENCE,))[0],
         "sub": subject, "iat": issued, "nbf": issued, "exp": issued + int(ttl),
+        "jti": secrets.token_urlsafe(16),  # what `mlgate token revoke` names
         **roles_claims(roles, auth.roles_claim[0]),
     }
     if auth.hs256_secret:
@@ -175,7 +176,8 @@ def build_auth_config(settings: Settings) -> AuthConfig | None:
         if auth.jwks_url:
             jwks = JwksSettings(auth.jwks_url, ttl=auth.jwks_cache_ttl,
                                 min_refresh_interval=auth.jwks_refresh_min_interval,
-                                timeout=auth.jwks_timeout)
+                                timeout=auth.jwks_timeout,
+                                retired_key_grace=auth.jwks_retired_key_grace)
         elif auth.jwks_file:
             static = keys_from_jwks(orjson.loads(Path(auth.jwks_file).read_bytes()),
                                     auth.jwks_file)

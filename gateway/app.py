@@ -11,13 +11,17 @@ through this one list. Outermost first:
 1. ``error_middleware``      every failure answers JSON
 2. ``request_id_middleware`` keep or create the Request-ID, echo it back
 3. ``limits``                refuse escaping paths and oversized declared bodies
-4. ``authn``                 bearer JWT -> principal (401), unless auth is off
+3a. ``overload``             the process is overloaded: the data plane answers 503 at once
+4. ``authn``                 bearer JWT -> principal (401; revoked tokens too; 429 for an
+                             address sending invalid tokens), unless auth is off
 5. ``body``                  read the body within a deadline, bound JSON depth
 6. ``route_match``           ``/custom/...``: the ModelRoute by longest urlPrefix (its id for authz)
 7. ``authz``                 policy on (roles, action, resource) (403), unless auth is off
-8. the route handlers        ``/model/<id>/...``: pick a replica, forward, answer, log;
-                             ``/custom/...``: pick a target of the route, then the same, and
-                             copy to the route's mirror
+8. the route handlers        ``/model/<id>/...``: rate limits (429), admission (a replica
+                             with room, or wait within the deadline: 503/504), forward,
+                             answer, log; ``/custom/...``: the route's rate limits, pick a
+                             target of the route, then the same, and copy to the route's
+                             mirror
 
 Other packages (feedback, the management API) add their routes to the same
 application and so run behind the same chain; a route of the data plane is also
@@ -39,11 +43,15 @@ from . import catalog, status
 from .auth import (
     AuthConfig,
     Authenticator,
+    InvalidTokenLimit,
+    InvalidTokens,
     JwksClient,
+    Revocations,
     StaticKeys,
     make_authn_filter,
     make_authz_filter,
 )
+from .buckets import Buckets, LocalBuckets
 from .dataplane import ANY, DataPlane, is_model_path
 from .errors import ERRORS, ErrorMapping, make_error_filter
 from .filters import Answer, Filter, Handler, answer_adapter, answer_json
@@ -52,7 +60,9 @@ from .limits import Limits, make_body_filter, make_limits_filter
 from .mirror import Mirror
 from .observe import Observer, add_metrics_route, make_observe_filter
 from .outlier import OutlierPolicy
-from .proxy import make_proxy_handler
+from .overload import OverloadConfig, OverloadMonitor, make_overload_filter
+from .proxy import Protection, make_proxy_handler
+from .ratelimit import RateLimiter, RateRule
 from .request_id import request_id_middleware
 from .route_proxy import CUSTOM_ROUTE, make_route_handler, make_route_match_filter
 from .routing import Replica, RouteTable
@@ -78,8 +88,20 @@ class GatewayConfig:
     """Copies to mirrors in flight at once; beyond, copies are dropped and counted."""
     mirror_drain_timeout: float = 5.0
     """Seconds copies in flight may still finish at shutdown."""
+    rate_limits: tuple[RateRule, ...] = ()
+    """Rate limit rules by route and deployment (besides each deployment's own)."""
+    invalid_tokens: InvalidTokenLimit = field(default_factory=lambda: InvalidTokenLimit(0))
+    """How many invalid tokens one client address may send (:mod:`gateway.auth.abuse`);
+    no limit by default here (``mlgate up`` sets one: ``auth.invalid_token_rate``)."""
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
+    """Memory and event-loop lag marks of this process (:mod:`gateway.overload`)."""
+    processes: int = 1
+    """Gateway processes serving the port (``--workers``): each takes its share of the
+    per-replica and waiting bounds."""
 
     def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError("gateway processes must be >= 1")
         if self.max_body_bytes < 1024:
             raise ValueError("gateway max_body_bytes must be at least 1024")
         if self.upstream_connections < 1:
@@ -89,30 +111,40 @@ class GatewayConfig:
 
 
 TABLE = web.AppKey("mlgate_route_table", RouteTable)
+REVOCATIONS = web.AppKey("mlgate_revocations", Revocations)
+OVERLOAD = web.AppKey("mlgate_overload", OverloadMonitor)
 POOL = web.AppKey("mlgate_upstream_pool", UpstreamPool)
 MIRROR = web.AppKey("mlgate_mirror", Mirror)
 OBSERVER = web.AppKey("mlgate_observer", Observer)
 
 
 AUTHENTICATOR = web.AppKey("mlgate_authenticator", Authenticator)
+PROTECTION = web.AppKey("mlgate_protection", Protection)
 
 
 def build_filter_chain(config: GatewayConfig, table: RouteTable,
                        authenticator: Authenticator | None = None,
                        observer: Observer | None = None,
                        forward: Callable | None = None,
-                       errors: ErrorMapping | None = None) -> list[Filter]:
+                       errors: ErrorMapping | None = None,
+                       overload: OverloadMonitor | None = None,
+                       revocations: Revocations | None = None,
+                       invalid_tokens: InvalidTokens | None = None) -> list[Filter]:
     """The one chain, outermost first (both servers run it; :mod:`gateway.filters`). The
     body is read (with its deadline) only once the caller is authenticated, and before
     authz, which may need a management write's ``id``; the ModelRoute is matched before
-    authz, whose rules may name its id."""
+    authz, whose rules may name its id. An overloaded process sheds before it checks any
+    token."""
     chain: list[Filter] = [forward] if forward is not None else []
     if observer is not None:
         chain.append(make_observe_filter(observer))
     chain += [make_error_filter(errors if errors is not None else ErrorMapping()),
               request_id_middleware, make_limits_filter(config.max_body_bytes)]
+    if overload is not None and overload.config.enabled:
+        chain.append(make_overload_filter(overload))
     if config.auth is not None and authenticator is not None:
-        chain += [make_authn_filter(authenticator), make_body_filter(config.limits),
+        chain += [make_authn_filter(authenticator, revocations, invalid_tokens),
+                  make_body_filter(config.limits),
                   make_route_match_filter(table), make_authz_filter(config.auth.policy, table)]
     else:
         chain += [make_body_filter(config.limits), make_route_match_filter(table)]
@@ -128,16 +160,26 @@ def build_authenticator(auth: AuthConfig) -> tuple[Authenticator, JwksClient | N
 
 def create_app(config: GatewayConfig, table: RouteTable,
                sink: Callable[[Exchange], object],
-               forward_to: Replica | None = None) -> web.Application:
+               forward_to: Replica | None = None, *,
+               buckets: Buckets | None = None,
+               revocations: Revocations | None = None) -> web.Application:
     """The gateway. ``forward_to``: this process is a worker of ``--workers N`` whose
-    primary (at that address) answers everything but the data plane."""
+    primary (at that address) answers everything but the data plane. ``buckets``: where
+    rate limits keep their counts (default: this process; :mod:`gateway.buckets`);
+    ``revocations``: the revoked tokens, which the control plane keeps current
+    (``app[REVOCATIONS]``)."""
     authenticator, jwks = build_authenticator(config.auth) if config.auth else (None, None)
     observer = Observer(table, access_log=config.access_log)
     forward_pool = UpstreamPool(config.timeouts) if forward_to is not None else None
     forward = (make_forward_filter(forward_pool, forward_to)
                if forward_pool is not None and forward_to is not None else None)
     errors = ErrorMapping()
-    chain = build_filter_chain(config, table, authenticator, observer, forward, errors)
+    buckets = buckets if buckets is not None else LocalBuckets()
+    revocations = revocations if revocations is not None else Revocations()
+    overload = OverloadMonitor(config.overload)
+    invalid = InvalidTokens(config.invalid_tokens, buckets)
+    chain = build_filter_chain(config, table, authenticator, observer, forward, errors,
+                               overload, revocations, invalid)
     app = web.Application(middlewares=[answer_adapter, *chain],
                           client_max_size=config.max_body_bytes)
     app[ERRORS] = errors
@@ -146,6 +188,12 @@ def create_app(config: GatewayConfig, table: RouteTable,
         app.cleanup_ctx.append(_pool_ctx(forward_pool))
     app[OBSERVER] = observer
     app.cleanup_ctx.append(observer.ctx)
+    app[REVOCATIONS] = revocations
+    app[OVERLOAD] = overload
+    app.cleanup_ctx.append(overload.ctx)
+    observer.attach(overload=overload)
+    protection = Protection(RateLimiter(config.rate_limits, buckets), config.processes)
+    app[PROTECTION] = protection
     if authenticator is not None:
         app[AUTHENTICATOR] = authenticator
     if jwks is not None:
@@ -159,7 +207,8 @@ def create_app(config: GatewayConfig, table: RouteTable,
     app[TABLE] = table
     app[POOL] = pool
     app.cleanup_ctx.append(_pool_ctx(pool))
-    mirror = Mirror(table, pool, sink, config.mirror_max_in_flight, config.outlier)
+    mirror = Mirror(table, pool, sink, config.mirror_max_in_flight, config.outlier, protection,
+                    lambda: overload.shed_mirror)
     app[MIRROR] = mirror
     observer.attach(mirror_stats=mirror.stats)
 
@@ -168,10 +217,11 @@ def create_app(config: GatewayConfig, table: RouteTable,
         await mirror.close(config.mirror_drain_timeout)
 
     app.cleanup_ctx.append(mirror_ctx)
-    proxy = make_proxy_handler(table, pool, sink, config.outlier)
+    proxy = make_proxy_handler(table, pool, sink, config.outlier, protection=protection)
     app.router.add_route("*", MODEL_ROUTE, proxy, name="model")
     plane.add([ANY], "/model/", proxy, prefix=True, accept=is_model_path)
-    custom = make_route_handler(table, pool, sink, mirror, config.outlier)
+    custom = make_route_handler(table, pool, sink, mirror, config.outlier,
+                                protection=protection)
     app.router.add_route("*", CUSTOM_ROUTE, custom, name="custom")
     plane.add([ANY], "/custom", custom)
     plane.add([ANY], "/custom/", custom, prefix=True)
@@ -189,7 +239,7 @@ def create_sidecar_app(config: GatewayConfig, table: RouteTable, deployment_id: 
     edge sends it, ``/api/model/invoke``) to deployment ``deployment_id``, unchanged."""
     app = create_app(config, table, sink)
     proxy = make_proxy_handler(table, app[POOL], sink, config.outlier,
-                               deployment_id=deployment_id)
+                               deployment_id=deployment_id, protection=app[PROTECTION])
     app.router.add_route("*", "/{tail:.*}", proxy, name="sidecar")
     app[DATA_PLANE].set_fallback(proxy, "sidecar")
     return app

@@ -5,6 +5,9 @@
     ├── NotFound            404
     ├── PayloadTooLarge     413
     ├── ServiceUnavailable  503  (no ready replica; carries Retry-After)
+    │   └── admission.Shed       refused at once to protect the gateway or the model
+    ├── ratelimit.RateLimited   429  (carries Retry-After and the RateLimit-* fields)
+    ├── admission.DeadlineExceeded  504  (the deadline passed before it was sent)
     └── UpstreamError            the replica could not be reached or failed mid-way
         ├── UpstreamConnectError   502  (refused / reset before the request was sent)
         ├── UpstreamProtocolError  502  (closed or garbled mid-exchange)
@@ -39,6 +42,13 @@ ExceptionMapper = Callable[[Exception], "tuple[int, str, Mapping[str, str] | Non
 class GatewayError(Exception):
     status = 500
     kind = "internal_error"
+    refusal: str | None = None
+    """A refusal to protect the gateway or a model (``shed``, ``rate_limited``,
+    ``timed_out``, ``revoked``): counted with ``reason`` by :mod:`gateway.refusals`."""
+    reason = ""
+    record = True
+    """Logged as a record when a deployment was chosen (refusals before a replica was
+    asked are counted in metrics instead: shedding must stay cheap)."""
 
     def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
@@ -86,6 +96,8 @@ class UpstreamProtocolError(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     kind = "upstream_timeout"
+    refusal = "timed_out"
+    reason = "read_timeout"
 
 
 def json_response(status: int, payload: object,
@@ -123,6 +135,8 @@ class ErrorMapping:
 
 
 ERRORS = web.AppKey("mlgate_errors", ErrorMapping)
+REFUSED_KEY = web.RequestKey("mlgate_refused", GatewayError)
+"""The refusal (``GatewayError.refusal``) a request was answered with, for the metrics."""
 
 
 def set_error_format(app: web.Application, path_prefix: str, fmt: ErrorFormat) -> None:
@@ -161,6 +175,8 @@ def make_error_filter(errors: ErrorMapping) -> Callable:
         try:
             return await handler(request)
         except GatewayError as exc:
+            if exc.refusal is not None:
+                request[REFUSED_KEY] = exc  # counted by the observe filter
             return error_answer(exc.status, exc.message, exc.kind, exc.headers,
                                 errors.format_for(request.path))
         except web.HTTPException as exc:

@@ -9,7 +9,8 @@ The body arrives through :meth:`FastRequest.feed` and :meth:`FastRequest.finish`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -26,9 +27,9 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 class FastRequest(dict):
     __slots__ = ("_body", "_complete", "_lost", "_parts", "_size", "_too_large", "_waiter",
-                 "body_exists", "content_length", "head", "headers", "http10", "keep_alive",
-                 "max_body", "method", "path", "raw_path", "remote", "route", "scheme",
-                 "sockname")
+                 "body_exists", "content_length", "head", "headers", "http10",
+                 "interruptible", "keep_alive", "max_body", "method", "path", "raw_path",
+                 "remote", "route", "scheme", "sockname", "task")
 
     def __init__(self, method: str, raw_path: str, path: str, headers: CIMultiDictProxy[str],
                  content_length: int | None, chunked: bool, keep_alive: bool, http10: bool,
@@ -55,6 +56,11 @@ class FastRequest(dict):
         self._too_large = False
         self._lost = False
         self._waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        """The task answering this request (set by the server)."""
+        self.interruptible = False
+        """While true (the request waits for a replica: :func:`interruptible`), a client
+        that goes away cancels it, so it leaves the queue at once."""
 
     def __hash__(self) -> int:  # a request is a key in the server's in-flight set
         return id(self)
@@ -91,6 +97,8 @@ class FastRequest(dict):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.cancel()
+        if self.interruptible and self.task is not None:
+            self.task.cancel()
 
     # -- the filter contract (gateway.filters) --------------------------------------------------
 
@@ -149,3 +157,19 @@ class FastRequest(dict):
 
     def __repr__(self) -> str:
         return f"<FastRequest {self.method} {self.raw_path}>"
+
+
+@contextlib.contextmanager
+def interruptible(request: Any) -> Iterator[None]:
+    """Within, the request holds nothing upstream: if its client goes away, cancel it now
+    (the fast server's requests; aiohttp's go on until their deadline or their turn)."""
+    if type(request) is not FastRequest:
+        yield
+        return
+    if request._lost:
+        raise asyncio.CancelledError("the client went away")
+    request.interruptible = True
+    try:
+        yield
+    finally:
+        request.interruptible = False

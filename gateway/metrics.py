@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 from storage import WriterStats
 
 from .peers import PEER_FAMILIES, Peers, merge_families, sum_writer_stats
+from .refusals import Refusals
 from .routing import Deployment, RouteTable
 from .series import RequestSeries, Series
 
@@ -109,6 +110,8 @@ class GatewayMetrics:
             "mlgate_cold_start_requests",
             "Requests that found no ready replica and were held for one (scale from zero)",
             ("deployment",), registry=r)
+        self.refusals = Refusals(r)
+        """Shed, rate-limited, timed-out and revoked requests (:mod:`gateway.refusals`)."""
         self.state = StateCollector(table)
         """Not in the registry: it reads loop-owned state, so it runs on the loop, and the
         rest is rendered in a thread (see :meth:`exposition`)."""
@@ -189,6 +192,8 @@ class StateCollector(Collector):
         """The other gateway processes' reports (``mlgate up --workers``), when any."""
         self.mirror_stats: Any | None = None
         """``gateway.mirror.MirrorStats``: copies sent to ModelRoutes' mirrors."""
+        self.overload: Any | None = None
+        """``gateway.overload.OverloadMonitor`` of this process."""
         self.extra: list[Collector] = []
         """Other packages' state metrics (the feedback loop's), read on the loop like these."""
 
@@ -217,6 +222,8 @@ class StateCollector(Collector):
             for result, count in self.mirror_stats.as_dict().items():
                 copies.add_metric([result], count)
             yield copies
+        if self.overload is not None:
+            yield from overload_families(self.overload)
         for collector in self.extra:
             yield from collector.collect()
 
@@ -243,6 +250,18 @@ class StateCollector(Collector):
                 cpu.add_metric([s.id, r.replica], r.cpu_seconds)
                 memory.add_metric([s.id, r.replica], r.resident_bytes)
         yield from (desired, available, state, cpu, memory)
+
+
+def overload_families(monitor: Any) -> Iterable[Any]:
+    """This process's overload state (``gateway.overload``): the primary's own with
+    ``--workers`` (each worker sheds on its own marks; the refusal counters add up). Its
+    memory is prometheus-client's ``process_resident_memory_bytes``."""
+    yield GaugeMetricFamily("mlgate_overload_level", "The gateway process's overload level: "
+                            "0 normal, 1 mirror copies shed, 2 new requests shed too",
+                            value=monitor.level)
+    yield GaugeMetricFamily("mlgate_event_loop_lag_seconds", "How late the gateway's event "
+                            "loop ran the overload sampler at its last sample",
+                            value=monitor.last.lag_ms / 1000)
 
 
 def table_view(entries: Iterable[Deployment]) -> list[DeploymentState]:
@@ -282,3 +301,18 @@ def writer_families(stats: WriterStats) -> Iterable[Any]:
                             value=stats.spool_bytes)
     yield GaugeMetricFamily("mlgate_spool_segments", "Segment files in the local spool",
                             value=stats.spool_segments)
+    reasons = CounterMetricFamily(
+        "mlgate_records_dropped_by_reason", "Request records given up, by why: queue_full "
+        "(the writer's in-memory queue), spool_full, shutting_down, invalid, spool_error",
+        labels=["reason"])
+    for reason in ("queue_full", "spool_full"):  # always there, so alerts have a series
+        reasons.add_metric([reason], stats.drop_reasons.get(reason, 0))
+    for reason, value in sorted(stats.drop_reasons.items()):
+        if reason not in ("queue_full", "spool_full"):
+            reasons.add_metric([reason], value)
+    yield reasons
+    yield GaugeMetricFamily("mlgate_record_queue_length", "Exchanges waiting in the record "
+                            "writer's memory to be spooled", value=stats.queue_length)
+    yield GaugeMetricFamily("mlgate_record_queue_capacity", "The bound of that queue "
+                            "(storage.max_pending_records); beyond, records are dropped",
+                            value=stats.queue_capacity)

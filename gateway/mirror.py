@@ -9,7 +9,11 @@ be compared offline. A copy that gets no answer (connect failure, timeout, no
 replica) is logged with the gateway's error status and JSON body.
 
 Copies in flight are bounded (``max_in_flight``): beyond it a copy is dropped and
-counted, so a slow or hung mirror holds at most that many bodies in memory.
+counted, so a slow or hung mirror holds at most that many bodies in memory. Copies are
+the cheapest work to give up under load: one that would have to wait for a replica of the
+mirror (every one at its admission bound, or none ready) is not sent, and while the
+gateway process is under pressure (:mod:`gateway.overload`) no copy is made; both are
+counted as ``shed``.
 """
 
 from __future__ import annotations
@@ -18,16 +22,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import orjson
 from multidict import CIMultiDict
 
+from .admission import Shed
 from .errors import GatewayError, default_error_body
 from .headers import response_headers
 from .outlier import OutlierPolicy
-from .proxy import DEFAULT_OUTLIER, RecordSink, forward, make_exchange
+from .proxy import DEFAULT_OUTLIER, NO_PROTECTION, Protection, RecordSink, forward, make_exchange
 from .routing import RouteTable
 from .upstream import UpstreamPool
 
@@ -45,6 +50,8 @@ class MirrorStats:
     """Copies the mirror answered (any status)."""
     failed: int = 0
     """Copies that got no answer from the mirror."""
+    shed: int = 0
+    """Copies not sent: the mirror had no replica free, or the gateway was under pressure."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -70,9 +77,14 @@ class MirrorCopy:
 
 class Mirror:
     def __init__(self, table: RouteTable, pool: UpstreamPool, sink: RecordSink,
-                 max_in_flight: int = 100, outlier: OutlierPolicy = DEFAULT_OUTLIER) -> None:
+                 max_in_flight: int = 100, outlier: OutlierPolicy = DEFAULT_OUTLIER,
+                 protection: Protection = NO_PROTECTION,
+                 pressed: Callable[[], bool] | None = None) -> None:
+        """``pressed()``: the gateway process is under pressure, make no copy."""
         if max_in_flight < 0:
             raise ValueError("mirror max_in_flight must be >= 0")
+        self.protection = protection
+        self.pressed = pressed
         self.table = table
         self.pool = pool
         self.sink = sink
@@ -88,6 +100,9 @@ class Mirror:
 
     def copy(self, request: MirrorCopy) -> bool:
         """Start the copy in the background; False (and counted) when it is dropped."""
+        if self.pressed is not None and self.pressed():
+            self.stats.shed += 1
+            return False
         if len(self._tasks) >= self.max_in_flight:
             self.stats.dropped += 1
             now = time.monotonic()
@@ -110,7 +125,11 @@ class Mirror:
             return
         try:
             up, upstream_ms = await forward(self.pool, dep, req.method, req.upstream_path,
-                                            req.upstream_headers, req.body, self.outlier)
+                                            req.upstream_headers, req.body, self.outlier,
+                                            protection=self.protection, shadow=True)
+        except Shed:
+            self.stats.shed += 1
+            return
         except GatewayError as exc:
             self.stats.failed += 1
             status, body = exc.status, orjson.dumps(default_error_body(exc.status, exc.message,

@@ -21,7 +21,7 @@ from storage import WriterStats
 
 from .access_log import AccessLog
 from .auth import PRINCIPAL_KEY, ROUTE_ID_KEY
-from .errors import Handler
+from .errors import REFUSED_KEY, Handler
 from .metrics import (
     CONTENT_TYPE,
     DEFAULT_ROUTE,
@@ -63,10 +63,13 @@ class Observer:
 
     def attach(self, view: ControlPlaneView | None = None,
                writer_stats: WriterStats | None = None, mirror_stats: object = None,
-               collector: Collector | None = None) -> None:
+               collector: Collector | None = None, overload: object = None) -> None:
         """What the control plane knows (states, replicas, their CPU and memory), the
         storage writer's and the mirror's counters, another package's metrics
-        (``collector``, a prometheus-client collector); read when scraped or asked for."""
+        (``collector``, a prometheus-client collector), the process's overload monitor;
+        read when scraped or asked for."""
+        if overload is not None:
+            self.metrics.state.overload = overload
         if collector is not None:
             self.metrics.state.extra.append(collector)
         if view is not None:
@@ -119,6 +122,9 @@ class Observer:
                 dep = self.table.get(dep_id)
         upstream = request.get(UPSTREAM_SECONDS)
         route = ""
+        refused = request.get(REFUSED_KEY)
+        if refused is not None:
+            self.metrics.refusals.count(refused, dep.id if dep is not None else "")
         if dep is not None:
             route = request.get(ROUTE_ID_KEY) or DEFAULT_ROUTE
             self.metrics.observe_request(dep, route, status, seconds, upstream)

@@ -24,11 +24,13 @@ from typing import Any
 
 from storage import WriterStats
 
+from .refusals import FAMILIES as REFUSAL_FAMILIES
+
 PEER_FAMILIES = frozenset({
     "mlgate_requests", "mlgate_request_duration_seconds", "mlgate_upstream_duration_seconds",
     "mlgate_gateway_overhead_seconds", "mlgate_feedback_received", "mlgate_cold_start_requests",
-})
-WriterGauges = ("spool_bytes", "spool_segments")
+}) | REFUSAL_FAMILIES
+WriterGauges = ("spool_bytes", "spool_segments", "queue_length", "queue_capacity")
 
 Slot = tuple[int, int, int, tuple[int, ...]]
 
@@ -84,12 +86,12 @@ def _copy(family: Any) -> Any:
 def sum_writer_stats(stats: Iterable[WriterStats]) -> WriterStats:
     total = WriterStats()
     for s in stats:
-        for name in ("spooled", "written", "dropped", "refused"):
+        for name in ("spooled", "written", "dropped", "refused", "drop_reasons"):
             mine = getattr(total, name)
             for kind, value in getattr(s, name).items():
                 mine[kind] += value
         for name in ("objects", "upload_failures", "spool_syncs", "torn_lines",
-                     "spool_bytes", "spool_segments"):
+                     "spool_bytes", "spool_segments", "queue_length", "queue_capacity"):
             setattr(total, name, getattr(total, name) + getattr(s, name))
     return total
 

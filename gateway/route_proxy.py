@@ -28,7 +28,17 @@ from .filters import Answer, Request, hooks_filter
 from .headers import response_headers, upstream_headers, upstream_path
 from .mirror import Mirror, MirrorCopy
 from .outlier import OutlierPolicy
-from .proxy import DEFAULT_OUTLIER, RecordSink, exchange_of, failed_exchange, forward
+from .proxy import (
+    DEFAULT_OUTLIER,
+    NO_PROTECTION,
+    Protection,
+    RecordSink,
+    check_rate_limits,
+    exchange_of,
+    failed_exchange,
+    forward,
+    rate_limit_headers,
+)
 from .request_id import REQUEST_ID_KEY
 from .routing import Deployment, RouteTable
 from .sticky import sticky_value
@@ -82,6 +92,7 @@ def _extra(route: TrafficRoute, dep: Deployment, choice: Choice) -> dict[str, ob
 def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, mirror: Mirror,
                        outlier: OutlierPolicy = DEFAULT_OUTLIER,
                        draw: Callable[[], float] = random.random,
+                       protection: Protection = NO_PROTECTION,
                        ) -> Callable[[Request], object]:
     async def send(route: TrafficRoute, choice: Choice, usable: list[str], method: str,
                    path_qs: str, out: dict[str, str], body: bytes, request: Request,
@@ -94,7 +105,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                     raise ServiceUnavailable(f"model deployment {choice.target!r} of model "
                                              f"route {route.id!r} does not exist")
                 up, upstream_ms = await forward(pool, dep, method, path_qs, out, body, outlier,
-                                                request)
+                                                request, protection)
                 return dep, choice, up, upstream_ms
             except (UpstreamConnectError, ServiceUnavailable) as exc:
                 other = None
@@ -111,7 +122,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
 
     def _log_failure(request: Request, dep: Deployment | None, route: TrafficRoute,
                      choice: Choice, path_qs: str, body: bytes, exc: GatewayError) -> None:
-        if dep is not None:
+        if dep is not None and exc.record:
             sink(failed_exchange(request, dep, path_qs, body, exc, _extra(route, dep, choice),
                                  route.id))
 
@@ -120,6 +131,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
         if route is None:
             raise NotFound(f"no model route for {request.path}")
         path_qs = upstream_path(request.raw_path, route.url_prefix)
+        check_rate_limits(request, protection, "route", route.id)
         body = await request.read()
         request_id = request[REQUEST_ID_KEY]
         out = upstream_headers(request.headers, request_id, request.remote, request.scheme)
@@ -134,6 +146,7 @@ def make_route_handler(table: RouteTable, pool: UpstreamPool, sink: RecordSink, 
                                    upstream_ms)
         headers[ROUTE_HEADER] = route.id
         headers[TARGET_HEADER] = dep.id
+        rate_limit_headers(request, headers)
         sink(exchange_of(request, dep, path_qs, body, up, headers, _extra(route, dep, choice),
                          route.id))
         if route.mirror and route.mirror != dep.id and should_mirror(route.mirror_percent,

@@ -18,7 +18,9 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from .admission import DEFAULT_ADMISSION, Admission, Gate
 from .outlier import HEALTHY, OutlierState, ejected
 from .traffic import TrafficRoute
 
@@ -63,6 +65,11 @@ class Deployment:
     report them to the primary."""
     peer_in_flight: int = 0
     """Requests in flight in the other gateway processes, as last reported."""
+    shed: int = 0
+    """Requests refused (503) because every replica was at its admission bound: demand the
+    in-flight count cannot show, for the autoscaler."""
+    peer_shed: int = 0
+    """The same in the other gateway processes, as they report it to the primary."""
     on_demand: Callable[[str], None] | None = None
     """Called with the deployment id when a request finds no replica."""
     cold_start_timeout: float = 0.0
@@ -75,13 +82,21 @@ class Deployment:
     documents: dict[str, bytes] = field(default_factory=dict)
     """JSON bodies the gateway answers itself for ``GET <path>`` instead of forwarding
     (e.g. ``/api/model/info`` of an inference server that has no such route)."""
+    admission: Admission = DEFAULT_ADMISSION
+    """Bounds on requests in flight and waiting, deadlines (:mod:`gateway.admission`)."""
+    rate_limits: tuple[Any, ...] = ()
+    """The deployment's own rate limits (``gateway.ratelimit.RateRule``), from its
+    ``mlgate.io/rate-limit`` annotations; the configured rules apply besides."""
+    gate: Gate = field(default_factory=Gate)
+    """Requests waiting for a replica slot (:class:`gateway.admission.Gate`)."""
     _changed: asyncio.Event | None = None
 
     def notify(self) -> None:
-        """Wake every request waiting for this deployment's replicas."""
+        """Wake every request waiting for this deployment's replicas (or a slot on one)."""
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+        self.gate.wake_all()
 
     async def wait_for_replicas(self, timeout: float) -> bool:
         """Ask for a replica and wait up to ``timeout``; True once one is there.
@@ -121,11 +136,14 @@ _tiebreak = itertools.count()
 
 
 def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = (),
-                 now: float | None = None) -> Replica | None:
+                 now: float | None = None, limit: int = 0) -> Replica | None:
     """Least outstanding requests among replicas not ejected (all of them if every one
-    is: Envoy's panic mode); ties rotate so idle replicas share the load."""
+    is: Envoy's panic mode); ties rotate so idle replicas share the load. With ``limit``,
+    only replicas with fewer than ``limit`` outstanding requests (None: every one is full,
+    or none is left; :func:`has_candidates` tells which)."""
     if len(replicas) == 1 and not exclude:  # the common case: nothing to choose
-        return replicas[0]
+        only = replicas[0]
+        return only if not limit or only.outstanding < limit else None
     excluded = set(map(id, exclude))
     candidates = [r for r in replicas if id(r) not in excluded]
     if not candidates:
@@ -133,11 +151,21 @@ def pick_replica(replicas: Sequence[Replica], exclude: Iterable[Replica] = (),
     when = time.monotonic() if now is None else now
     healthy = [r for r in candidates if not ejected(r.outlier, when)]
     candidates = healthy or candidates
+    if limit:
+        candidates = [r for r in candidates if r.outstanding < limit]
+        if not candidates:
+            return None
     if len(candidates) == 1:
         return candidates[0]
     least = min(r.outstanding for r in candidates)
     tied = [r for r in candidates if r.outstanding == least]
     return tied[next(_tiebreak) % len(tied)]
+
+
+def has_candidates(replicas: Sequence[Replica], exclude: Iterable[Replica] = ()) -> bool:
+    """Some replica is not excluded (so a None from :func:`pick_replica` means all are full)."""
+    excluded = set(map(id, exclude))
+    return any(id(r) not in excluded for r in replicas)
 
 
 class RouteTable:

@@ -199,6 +199,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self._stopped = True
+        active = self._active
+        if type(active) is FastRequest and active.interruptible:
+            active.fail()  # it was only waiting for a replica: a client that hung up is gone
         parsing, self._parsing = self._parsing, None
         if parsing is not None and parsing is not _DISCARD:  # its body can no longer arrive
             if type(parsing) is FastRequest:
@@ -291,7 +294,7 @@ class HttpProtocol(asyncio.Protocol):
     def _start(self, msg: FastRequest | _Relayed | _Refusal) -> None:
         self._active = msg
         if type(msg) is FastRequest:
-            self.server.spawn(self._serve(msg))
+            msg.task = self.server.spawn(self._serve(msg))
         elif type(msg) is _Relayed:
             relay = self._relay
             if relay is None or relay.is_closing():
@@ -587,11 +590,12 @@ class FastServer:
     def __call__(self) -> HttpProtocol:
         return HttpProtocol(self)
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
         self.served += 1
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def connections_add(self, conn: HttpProtocol) -> None:
         self._connections.add(conn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,19 +84,32 @@ class UpstreamPool:
         self._loop = None
 
     async def send(self, replica: Replica, method: str, path_qs: str,
-                   headers: Mapping[str, str], body: bytes) -> UpstreamResponse:
+                   headers: Mapping[str, str], body: bytes,
+                   deadline: float | None = None) -> UpstreamResponse:
+        """One exchange. ``deadline`` (monotonic seconds): the request's own; the exchange
+        gets only the time left (``UpstreamTimeout`` with reason ``deadline_upstream``)."""
         assert self._loop is not None, "UpstreamPool.start() was not awaited"
         try:
             request = encode_request(method, path_qs, replica.address, headers.items(), body)
         except ProtocolError as exc:
             raise UpstreamProtocolError(
                 f"cannot send to replica {replica.address}: {exc}") from None
-        if self.timeouts.total is None:
+        limit, by_deadline = self.timeouts.total, False
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if limit is None or left < limit:
+                limit, by_deadline = max(0.0, left), True
+        if limit is None:
             return await self._send(replica, method, request)
         try:
-            async with asyncio.timeout(self.timeouts.total):
+            async with asyncio.timeout(limit):
                 return await self._send(replica, method, request)
         except TimeoutError:
+            if by_deadline:
+                late = UpstreamTimeout(f"replica {replica.address} did not answer within the "
+                                       "request's deadline")
+                late.reason = "deadline_upstream"
+                raise late from None
             raise UpstreamTimeout(f"replica {replica.address} did not answer within "
                                   f"{self.timeouts.total:g}s in total") from None
 

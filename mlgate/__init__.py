@@ -12,7 +12,16 @@ exceptions carrying the server's message and status. The SDK is a client of mlga
 API only; DataFrames need pandas (``pip install 'mlgate[sdk]'``).
 """
 
-from .client import AsyncClient, BaseClient, Client, Deployments, Jobs, RolloutControl, Routes
+from .client import (
+    AsyncClient,
+    BaseClient,
+    Client,
+    Deployments,
+    Jobs,
+    RolloutControl,
+    Routes,
+    Tokens,
+)
 from .errors import (
     ApiError,
     Conflict,
@@ -28,7 +37,7 @@ from .errors import (
     Unavailable,
     WaitTimeout,
 )
-from .objects import Deployment, Job, Quality, Rollout, Route, Table
+from .objects import Deployment, Job, Quality, Revocation, Rollout, Route, Table
 
 __all__ = [
     "ApiError",
@@ -47,12 +56,14 @@ __all__ = [
     "MlgateError",
     "NotFound",
     "Quality",
+    "Revocation",
     "Rollout",
     "RolloutControl",
     "Route",
     "Routes",
     "ServerError",
     "Table",
+    "Tokens",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",

@@ -3,6 +3,7 @@ sync and the async client. Nothing here sends, sleeps or prints; the drivers do.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -16,13 +17,14 @@ import orjson
 from . import frames
 from ._steps import Call, Op, Progress, Sleep
 from .errors import DeploymentFailed, NotFound, WaitTimeout
-from .objects import Deployment, Job, Quality, Rollout, Route, Table, job_figures
+from .objects import Deployment, Job, Quality, Revocation, Rollout, Route, Table, job_figures
 from .v2 import TRITON_PREDICTOR, InvokeRequestError, build_invoke_request, is_v2_body
 
 API = "/api/v1"
 DEPLOYMENTS = f"{API}/model/deployment"
 ROUTES = f"{API}/model/route"
 POLL_INTERVAL = 0.5
+REVOCATIONS = f"{API}/token/revocation"
 REMEMBERED_PREDICTIONS = 100_000
 ODAHU_PREDICTOR = "odahu-ml-server"
 
@@ -470,6 +472,67 @@ def records(kind: str, model: str | None, version: str | None, since: str | None
     resp = yield Call("GET", f"{API}/records", params=params)
     return [orjson.loads(line) for line in resp.content.splitlines() if line.strip()]
 
+
+
+# -- token revocations -----------------------------------------------------------------------
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, read without checking its signature (only to name it: the
+    server decides what the token is worth)."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT: expected three dot-separated parts")
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise ValueError("not a JWT: its payload is not base64url JSON") from None
+    if not isinstance(claims, dict):
+        raise ValueError("not a JWT: its payload is not a JSON object")
+    return claims
+
+
+def revocation_body(jti: str | None, sub: str | None, before: str | float | None,
+                    token: str | None, expires_at: str | float | None,
+                    reason: str) -> dict[str, Any]:
+    """What ``POST /api/v1/token/revocation`` takes. ``token``: revoke that token, by the
+    ``jti`` it carries (its ``exp`` tells when the entry may be forgotten)."""
+    if token is not None:
+        if jti is not None or sub is not None:
+            raise ValueError("give a token, a jti or a sub, not several")
+        claims = token_claims(token)
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise ValueError("this token carries no jti: revoke its subject's tokens "
+                             f"(sub={claims.get('sub')!r}) instead")
+        exp = claims.get("exp")
+        if expires_at is None and isinstance(exp, int | float):
+            expires_at = exp
+    if (jti is None) == (sub is None):
+        raise ValueError("give exactly one of a token, a jti or a sub")
+    body: dict[str, Any] = {"jti": jti} if jti is not None else {"sub": sub}
+    if before is not None:
+        body["before"] = before
+    if expires_at is not None:
+        body["expiresAt"] = expires_at
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+def revoke(body: dict[str, Any]) -> Op[Revocation]:
+    resp = yield Call("POST", REVOCATIONS, json=body)
+    return Revocation(resp.json())
+
+
+def list_revocations() -> Op[Table[Revocation]]:
+    resp = yield Call("GET", REVOCATIONS)
+    return Table(Revocation(r) for r in resp.json())
+
+
+def delete_revocation(revocation_id: int | str) -> Op[str]:
+    resp = yield Call("DELETE", f"{REVOCATIONS}/{revocation_id}")
+    return resp.json().get("message", "")
 
 
 # -- quality and data sets -------------------------------------------------------------------

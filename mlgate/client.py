@@ -18,7 +18,7 @@ import httpx
 from . import _ops, frames
 from ._drive import run_async, run_sync
 from ._steps import Op, RetryPolicy
-from .objects import Deployment, Job, Quality, Rollout, Route, Table
+from .objects import Deployment, Job, Quality, Revocation, Rollout, Route, Table
 from .progress import SinkFactory, default_progress
 
 DEFAULT_URL = "http://127.0.0.1:5080"
@@ -39,7 +39,8 @@ def default_token() -> str:
 class BaseClient(Generic[H]):
     """What :class:`Client` and :class:`AsyncClient` both do: every method below returns its
     result with a ``Client`` and a coroutine of it with an ``AsyncClient``. Management calls
-    are on ``deployments`` (:class:`Deployments`) and ``routes`` (:class:`Routes`)."""
+    are on ``deployments`` (:class:`Deployments`), ``routes`` (:class:`Routes`), ``jobs``
+    (:class:`Jobs`) and ``tokens`` (:class:`Tokens`: revocations)."""
 
     _http: H
 
@@ -67,6 +68,7 @@ class BaseClient(Generic[H]):
         self.deployments = Deployments(self)
         self.routes = Routes(self)
         self.jobs = Jobs(self)
+        self.tokens = Tokens(self)
 
     def _make_http(self, url: str, headers: dict[str, str], timeout: float,
                    options: dict[str, Any]) -> H:
@@ -342,6 +344,30 @@ class RolloutControl(Generic[H]):
 
     def __repr__(self) -> str:
         return f"<RolloutControl {self.route_id!r}>"
+class Tokens(Generic[H]):
+    """``client.tokens``: revoke bearer tokens (effective on every gateway process within a
+    second, kept across restarts)."""
+
+    def __init__(self, client: BaseClient[H]) -> None:
+        self._client = client
+
+    def revoke(self, jti: str | None = None, *, sub: str | None = None,
+               before: str | float | None = None, token: str | None = None,
+               expires_at: str | float | None = None, reason: str = "") -> Revocation:
+        """Revoke one token — by its ``jti``, or give the ``token`` itself — or every token
+        of subject ``sub`` issued before ``before`` (RFC 3339 or epoch seconds; default now).
+        ``expires_at``: when the entry may be forgotten (a token's ``exp``; taken from
+        ``token``). Revoking the same jti or sub again replaces the entry."""
+        body = _ops.revocation_body(jti, sub, before, token, expires_at, reason)
+        return self._client._run(_ops.revoke(body))
+
+    def revocations(self) -> Table[Revocation]:
+        """Every revocation in force."""
+        return self._client._run(_ops.list_revocations())
+
+    def delete_revocation(self, id: int | str) -> str:
+        """Take a revocation back (its tokens work again while they are valid)."""
+        return self._client._run(_ops.delete_revocation(id))
 
 
 def _route_manifest(id: str | Mapping[str, Any], url_prefix: str | None,

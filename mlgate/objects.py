@@ -50,6 +50,13 @@ def route_row(r: dict[str, Any]) -> Row:
     }
 
 
+def revocation_row(r: dict[str, Any]) -> Row:
+    """A token revocation's table columns: ID, JTI, SUB, BEFORE, EXPIRES, REASON."""
+    return {"ID": str(r.get("id", "")), "JTI": r.get("jti") or "", "SUB": r.get("sub") or "",
+            "BEFORE": r.get("before") or "", "EXPIRES": r.get("expiresAt") or "",
+            "REASON": r.get("reason") or ""}
+
+
 def format_eta(seconds: float | None) -> str:
     """``h:mm:ss``, or ``-:--:--`` when unknown."""
     if seconds is None:
@@ -203,6 +210,46 @@ class Deployment(Resource):
         if self.reason:
             text += f": {self.reason}"
         return text
+
+
+class Revocation(Resource):
+    """A token revocation: one token (``jti``) or a subject's tokens issued ``before`` a time
+    (``sub``); ``id`` is what :meth:`mlgate.client.Tokens.delete_revocation` takes."""
+
+    row = staticmethod(revocation_row)
+
+    @property
+    def id(self) -> str:
+        """The revocation's number (as a string, like every resource's id)."""
+        return str(self.raw.get("id", ""))
+
+    @property
+    def jti(self) -> str | None:
+        """The revoked token's ``jti`` (None for a subject's revocation)."""
+        return self.raw.get("jti")
+
+    @property
+    def sub(self) -> str | None:
+        """The subject whose tokens issued before :attr:`before` are revoked."""
+        return self.raw.get("sub")
+
+    @property
+    def before(self) -> str | None:
+        """RFC 3339 time: the subject's tokens issued (``iat``) earlier are revoked."""
+        return self.raw.get("before")
+
+    @property
+    def expires_at(self) -> str | None:
+        """When the entry is forgotten (its tokens have expired by then), if set."""
+        return self.raw.get("expiresAt")
+
+    @property
+    def reason(self) -> str:
+        """Why it was revoked (free text, as given)."""
+        return self.raw.get("reason") or ""
+
+    def _summary(self) -> str:
+        return f"jti {self.jti}" if self.jti else f"sub {self.sub} before {self.before}"
 
 
 class Route(Resource):

@@ -24,6 +24,10 @@ class WriterStats:
     torn_lines: int = 0  # lines skipped: cut short by a crash, or not a JSON object
     spool_bytes: int = 0  # bytes in the spool now
     spool_segments: int = 0  # segment files in the spool now, active or waiting
+    drop_reasons: dict[str, int] = field(default_factory=_per_kind)
+    # request logs given up, by why: queue_full, spool_full, shutting_down, invalid, spool_error
+    queue_length: int = 0  # exchanges waiting in memory to be spooled now
+    queue_capacity: int = 0  # the bound of that queue (max_pending_records)
 
     def as_dict(self) -> dict[str, object]:
         return {name: dict(v) if isinstance(v, dict) else v

@@ -121,7 +121,7 @@ class RecordWriter:
         self.tap = tap
         self.tap_kinds = frozenset(tap_kinds) if tap is not None else frozenset()
         self.spool = Spool(spool_dir)
-        self.stats = WriterStats()
+        self.stats = WriterStats(queue_capacity=self.config.max_pending_records)
         self._exchanges: deque[Exchange] = deque()
         self._durable: list[_Durable] = []
         self._durable_bytes = 0
@@ -143,12 +143,14 @@ class RecordWriter:
     def offer(self, exchange: Exchange) -> bool:
         """Queue an exchange for logging; ``False`` (and counted) when it cannot be kept."""
         if self._closing:
-            return self._drop_exchange("the writer is shutting down")
-        if len(self._exchanges) >= self.config.max_pending_records:
-            return self._drop_exchange("the in-memory queue is full")
+            return self._drop_exchange("shutting_down", "the writer is shutting down")
+        queued = len(self._exchanges)
+        if queued >= self.config.max_pending_records:
+            return self._drop_exchange("queue_full", "the in-memory queue is full")
         if self.spool.size >= self.config.logs_max_bytes:
-            return self._drop_exchange("the spool is full")
+            return self._drop_exchange("spool_full", "the spool is full")
         self._exchanges.append(exchange)
+        self.stats.queue_length = queued + 1
         if not self._batching:  # the first of a batch: spool it (and what follows) shortly
             try:
                 asyncio.get_running_loop().call_later(EXCHANGE_BATCH_DELAY, self._spool_batch)
@@ -322,13 +324,13 @@ class RecordWriter:
                     try:
                         partition = self._partition(kind, ex.model_name, ex.model_version, hour)
                     except ValueError as exc:
-                        self._drop(kind, 1, str(exc))
+                        self._drop(kind, 1, "invalid", str(exc))
                         continue
                     record = (request_response_record(ex, redacted) if kind == REQUEST_RESPONSE
                               else response_body_record(ex))
                     line = orjson.dumps(record) + b"\n"
                     if size + len(line) > limit:
-                        self._drop(kind, 1, "the spool is full")
+                        self._drop(kind, 1, "spool_full", "the spool is full")
                         continue
                     size += len(line)
                     groups.setdefault(partition, []).append(line)
@@ -352,7 +354,7 @@ class RecordWriter:
             try:
                 seg = self.spool.append(partition, b"".join(part))
             except StorageError as exc:
-                self._drop(partition.kind, len(part) + len(lines), str(exc))
+                self._drop(partition.kind, len(part) + len(lines), "spool_error", str(exc))
                 return
             self.stats.spooled[partition.kind] += len(part)
             if records is not None:
@@ -450,13 +452,15 @@ class RecordWriter:
             partition = self._partitions[key] = Partition(*key)
         return partition
 
-    def _drop_exchange(self, reason: str) -> bool:
-        self._drop(REQUEST_RESPONSE, 1, reason)
-        self._drop(RESPONSE_BODY, 1, reason)
+    def _drop_exchange(self, why: str, reason: str) -> bool:
+        self._drop(REQUEST_RESPONSE, 1, why, reason)
+        self._drop(RESPONSE_BODY, 1, why, reason)
         return False
 
-    def _drop(self, kind: str, count: int, reason: str) -> None:
+    def _drop(self, kind: str, count: int, why: str, reason: str) -> None:
+        """``count`` records of ``kind`` given up; ``why`` keys ``drop_reasons``."""
         self.stats.dropped[kind] += count
+        self.stats.drop_reasons[why] += count
         now = time.monotonic()
         if now - self._last_drop_warning >= DROP_WARN_EVERY:
             self._last_drop_warning = now
@@ -464,6 +468,7 @@ class RecordWriter:
                         dict(self.stats.dropped))
 
     def _update_gauges(self) -> None:
+        self.stats.queue_length = len(self._exchanges)
         self.stats.spool_bytes = self.spool.size
         self.stats.spool_segments = (len(self.spool.active()) + len(self._sealing)
                                      + self._unuploaded)

@@ -8,10 +8,20 @@ from aiohttp import web
 
 import feedback
 import gateway
-from deploy.api import batch_jobs, dataset, deployments, model_routes, quality, records, rollouts
+from deploy.api import (
+    batch_jobs,
+    dataset,
+    deployments,
+    model_routes,
+    quality,
+    records,
+    revocations,
+    rollouts,
+)
 from deploy.api.batch_jobs import BatchConfig
 from deploy.api.common import EDGE_URL, STORE, add_error_mapping, answer, api_error_body
 from deploy.api.openapi import openapi_document
+from deploy.control.revocations import RevocationStore
 from deploy.control.store import Store
 from gateway import set_error_format
 
@@ -24,10 +34,12 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
                        batch: BatchConfig | None = None,
                        record_source: records.RecordSource | None = None,
                        joiner: feedback.Joiner | None = None,
-                       rollout_driver: rollouts.RolloutDriver | None = None) -> None:
+                       rollout_driver: rollouts.RolloutDriver | None = None,
+                       revocation_store: RevocationStore | None = None) -> None:
     """``batch``: serve ``/api/v1/batch/job`` too (inference jobs); ``record_source``: the
     bucket ``GET /api/v1/records`` and ``GET /api/v1/dataset`` read; ``joiner``: the live
-    quality figures; ``rollout_driver``: the canary rollouts (``spec.analysis``)."""
+    quality figures; ``rollout_driver``: the canary rollouts (``spec.analysis``);
+    ``revocation_store``: revoked tokens (``/api/v1/token/revocation``)."""
     app[STORE] = store
     if edge_url:
         app[EDGE_URL] = edge_url.rstrip("/")
@@ -43,6 +55,9 @@ def add_management_api(app: web.Application, store: Store, edge_url: str | None 
     if batch is not None:
         batch_jobs.add_routes(app, API_PREFIX, batch)
         set_error_format(app, f"{API_PREFIX}/batch/", api_error_body)
+    if revocation_store is not None:
+        revocations.add_routes(app, API_PREFIX, revocation_store)
+        set_error_format(app, f"{API_PREFIX}{revocations.REVOCATIONS_PATH}", api_error_body)
     add_error_mapping(app)
     add_swagger_ui(app)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deploy.api import revocations
 from deploy.control.analysis import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_STEP_WEIGHTS,
@@ -132,7 +133,10 @@ def _schemas() -> dict[str, Any]:
             "annotations": {**string_map, "description":
                             "mlgate.io/target-concurrency, mlgate.io/window, "
                             "mlgate.io/scale-down-delay, mlgate.io/scale-to-zero-after, "
-                            "mlgate.io/cold-start-timeout override the autoscaler"},
+                            "mlgate.io/cold-start-timeout override the autoscaler; "
+                            "mlgate.io/max-in-flight-per-replica, mlgate.io/max-waiting, "
+                            "mlgate.io/timeout, mlgate.io/max-timeout the admission bounds; "
+                            "mlgate.io/rate-limit (-burst, -key) a rate limit of its own"},
             "nodeSelector": string_map,
             "livenessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2},
             "readinessProbeInitialDelay": {"type": "integer", "minimum": 0, "default": 2},
@@ -450,7 +454,8 @@ def openapi_document() -> dict[str, Any]:
                                 "inference jobs. "
                                 "Errors are {\"message\": ...}."},
         "tags": [{"name": "Deployment"}, {"name": "Route"}, {"name": "InferenceJob"},
-                 {"name": "Records"}, {"name": "Quality"}, {"name": "Dataset"}],
+                 {"name": "Records"}, {"name": "Quality"}, {"name": "Dataset"},
+                 {"name": "Token"}],
         "paths": {
             deployment: _crud("ModelDeployment", "Deployment", "model deployment"),
             deployment + "/{id}": _item(
@@ -500,9 +505,10 @@ def openapi_document() -> dict[str, Any]:
                         "application/x-ndjson": {"schema": {"type": "string"}}}},
                     **{k: ERRORS[k] for k in ("400", "401", "403")},
                     "503": _body(_ref("HTTPResult"), "the dataset extra is not installed")}}},
+            **revocations.openapi_paths("/api/v1"),
         },
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **revocations.openapi_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
         },

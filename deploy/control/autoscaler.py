@@ -63,14 +63,16 @@ class ScalingPolicy:
         return max(self.min_replicas, min(self.max_replicas, replicas))
 
 
-def annotation_errors(annotations: Mapping[str, str]) -> list[str]:
-    """Problems with the ``mlgate.io/*`` annotations: unknown names, values not numbers."""
+def annotation_errors(annotations: Mapping[str, str],
+                      others: frozenset[str] = frozenset()) -> list[str]:
+    """Problems with the ``mlgate.io/*`` annotations: unknown names, values not numbers.
+    ``others``: further known names, checked elsewhere."""
     errors = []
     for key, value in annotations.items():
-        if not key.startswith(ANNOTATION_PREFIX):
+        if not key.startswith(ANNOTATION_PREFIX) or key in others:
             continue
         if key not in _ANNOTATION_FIELDS:
-            known = ", ".join(sorted(_ANNOTATION_FIELDS))
+            known = ", ".join(sorted({*_ANNOTATION_FIELDS, *others}))
             errors.append(f"unknown annotation {key!r}; known: {known}")
             continue
         try:
@@ -103,6 +105,7 @@ class ScalerState:
     recommendations: deque[tuple[float, int]] = field(default_factory=deque)
     last_requests: int | None = None
     last_available: int = 0
+    last_shed: int | None = None
 
     @classmethod
     def new(cls, now: float) -> ScalerState:
@@ -111,13 +114,22 @@ class ScalerState:
 
 
 def observe(state: ScalerState, now: float, in_flight: int, requests_total: int,
-            policy: ScalingPolicy, available: int = 0) -> None:
+            policy: ScalingPolicy, available: int = 0, shed_total: int | None = None) -> None:
     """Record one sample: requests in flight now, the gateway's running request count and
     the replicas available. A deployment coming back from zero counts as active from the
     moment its first replica is available, so a cold start is never undone at once.
+
+    ``shed_total``: the gateway's running count of requests refused because every replica
+    was at its admission bound. Those never show as in flight (the bound caps that), so a
+    sample with new ones asks for one replica more than are available: admission control
+    sheds the excess at once, the autoscaler adds capacity for it.
     """
     new_requests = 0 if state.last_requests is None else requests_total - state.last_requests
     state.last_requests = requests_total
+    saturated = False
+    if shed_total is not None:
+        saturated = state.last_shed is not None and shed_total > state.last_shed
+        state.last_shed = shed_total
     if in_flight > 0 or new_requests > 0 or (available > 0 and state.last_available == 0):
         state.last_active = now
     state.last_available = available
@@ -125,7 +137,10 @@ def observe(state: ScalerState, now: float, in_flight: int, requests_total: int,
     while state.samples and state.samples[0][0] < now - policy.window:
         state.samples.popleft()
     average = sum(c for _, c in state.samples) / len(state.samples)
-    state.recommendations.append((now, math.ceil(average / policy.target_concurrency)))
+    recommended = math.ceil(average / policy.target_concurrency)
+    if saturated:
+        recommended = max(recommended, available + 1)
+    state.recommendations.append((now, recommended))
     while state.recommendations and state.recommendations[0][0] < now - policy.scale_down_delay:
         state.recommendations.popleft()
 

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from deploy.control.autoscaler import annotation_errors
+from deploy.control.protection import ANNOTATIONS as PROTECTION_ANNOTATIONS
+from deploy.control.protection import protection_errors
 from deploy.control.quality import QUALITY_ANNOTATION, annotation_text, resolve_quality
 from deploy.control.quantity import parse_quantity
 from deploy.control.resource import (
@@ -192,7 +194,9 @@ def _parse_spec(raw: dict[str, Any], dep_id: str) -> tuple[ModelDeploymentSpec |
     resources = _parse_resources(raw.get("resources"), errors)
     annotations = _str_map(raw, "annotations", errors)
     errors += annotation_errors({k: v for k, v in annotations.items()
-                                 if k != QUALITY_ANNOTATION})
+                                 if k != QUALITY_ANNOTATION},
+                                PROTECTION_ANNOTATIONS | {QUALITY_ANNOTATION})
+    errors += protection_errors(annotations)
     quality, quality_problems = resolve_quality(raw, annotations)
     errors += quality_problems
     if quality is not None:

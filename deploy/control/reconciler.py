@@ -38,12 +38,13 @@ from deploy.control.deployments import (
     ModelDeployment,
     ModelDeploymentStatus,
 )
+from deploy.control.protection import admission_for, rate_limits_for
 from deploy.control.resource import utcnow
 from deploy.control.rollouts import RolloutDriver
 from deploy.control.routes import traffic_route
 from deploy.control.runtime import Observed, Runtime
 from deploy.control.store import Store
-from gateway import RouteTable
+from gateway import DEFAULT_ADMISSION, Admission, RateRule, RouteTable
 
 log = logging.getLogger("mlgate.reconciler")
 
@@ -87,6 +88,10 @@ class Publish:
     ready: bool = True
     """State Ready: a route may send it new traffic."""
     documents: tuple[tuple[str, bytes], ...] = ()
+    admission: Admission = DEFAULT_ADMISSION
+    """Its bounds: the configured ones with its ``mlgate.io/*`` overrides."""
+    rate_limits: tuple[RateRule, ...] = ()
+    """Its own rate limit (``mlgate.io/rate-limit``)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,10 @@ Action = Apply | Delete | Remove | WriteStatus | Publish | Unpublish | MarkVerif
 
 
 def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, verified: bool,
-              policy: ScalingPolicy, now: str) -> list[Action]:
-    """What to do for one deployment. ``verified``: this generation was Ready before."""
+              policy: ScalingPolicy, now: str,
+              admission: Admission = DEFAULT_ADMISSION) -> list[Action]:
+    """What to do for one deployment. ``verified``: this generation was Ready before;
+    ``admission``: the configured bounds its annotations may override."""
     if dep.status.state == STATE_DELETING:
         if observed is None:
             return [Unpublish(dep.id), Remove(dep.id)]
@@ -126,7 +133,9 @@ def reconcile(dep: ModelDeployment, observed: Observed | None, replicas: int, ve
         observed.endpoints if observed is not None else (),
         status.reason if status.state == STATE_FAILED else "", policy.cold_start_timeout,
         dep.spec.role_name, ready=status.state == STATE_READY,
-        documents=observed.documents if observed is not None else ()))
+        documents=observed.documents if observed is not None else (),
+        admission=admission_for(admission, dep.spec.annotations),
+        rate_limits=rate_limits_for(dep.id, dep.spec.annotations)))
     return actions
 
 
@@ -164,9 +173,11 @@ class Reconciler:
     def __init__(self, store: Store, runtime: Runtime, table: RouteTable,
                  defaults: ScalingPolicy, interval: float,
                  clock: Callable[[], float] = time.monotonic,
-                 rollouts: RolloutDriver | None = None) -> None:
+                 rollouts: RolloutDriver | None = None,
+                 admission: Admission | None = None) -> None:
         self.store = store
         self.rollouts = rollouts
+        self.admission = admission or DEFAULT_ADMISSION
         self.runtime = runtime
         self.table = table
         self.defaults = defaults
@@ -235,7 +246,8 @@ class Reconciler:
             if not self.runtime.autoscales and dep.status.state != STATE_DELETING:
                 available = observed.available if observed is not None else 0
                 replicas = self._scale(dep, policy, now, verified, available)
-            for action in reconcile(dep, observed, replicas, verified, policy, stamp):
+            for action in reconcile(dep, observed, replicas, verified, policy, stamp,
+                                    self.admission):
                 self._apply(action)
         stored = {d.id for d in deployments}
         for orphan in self.runtime.known() - stored:
@@ -254,7 +266,8 @@ class Reconciler:
         entry = self.table.get(dep.id)
         in_flight = entry.in_flight + entry.peer_in_flight if entry else 0
         requests = entry.requests + entry.peer_requests if entry else 0
-        observe(state, now, in_flight, requests, policy, available)
+        shed = entry.shed + entry.peer_shed if entry else None
+        observe(state, now, in_flight, requests, policy, available, shed)
         return decide(state, policy, now, verified)
 
     def _apply(self, action: Action) -> None:
@@ -293,6 +306,8 @@ class Reconciler:
                               role_name=action.role_name)
         entry.cold_start_timeout = action.cold_start_timeout
         entry.ready = action.ready
+        entry.admission = action.admission
+        entry.rate_limits = action.rate_limits
         if tuple(sorted(entry.documents.items())) != action.documents:
             self.table.set_documents(dep_id, dict(action.documents))
         if tuple(r.address for r in entry.replicas) != tuple(

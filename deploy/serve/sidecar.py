@@ -17,7 +17,7 @@ import signal
 import aiohttp
 from aiohttp import web
 
-from deploy.compose import build_limits, build_sidecar_app, build_writer
+from deploy.compose import build_admission, build_limits, build_sidecar_app, build_writer
 from deploy.config import Settings
 from deploy.control.identity import UNKNOWN_VERSION, probe_identity
 from gateway import GatewayRunner, RouteTable, quiet_protocol_errors, server_settings
@@ -46,7 +46,8 @@ async def run_sidecar(settings: Settings, upstream: tuple[str, int], deployment_
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     table = RouteTable()
-    table.upsert(deployment_id, deployment_id, UNKNOWN_VERSION)
+    table.upsert(deployment_id, deployment_id, UNKNOWN_VERSION).admission = \
+        build_admission(settings)
     table.set_replicas(deployment_id, [upstream])
     writer = None
     if records:

@@ -29,17 +29,20 @@ from deploy.batch.scheduling import JobRuntime
 from deploy.compose import (
     build_app,
     build_auth_config,
+    build_buckets,
     build_job_supervisor,
     build_joiner,
     build_limits,
     build_reconciler,
     build_rollouts,
     build_runtime,
+    build_tls,
     build_writer,
 )
 from deploy.config import ConfigError, Settings
 from deploy.control.deployments import ModelDeployment
 from deploy.control.monitoring import control_plane_view
+from deploy.control.revocations import RevocationStore
 from deploy.control.runtime import RuntimeProblem
 from deploy.control.store import Store
 from deploy.serve.workers import (
@@ -54,7 +57,10 @@ from gateway import (
     OBSERVER,
     GatewayRunner,
     Observer,
+    RevocationList,
+    Revocations,
     RouteTable,
+    TlsConfigError,
     quiet_protocol_errors,
     server_settings,
 )
@@ -82,7 +88,8 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     settings.data_path.mkdir(parents=True, exist_ok=True)
     try:
         auth = build_auth_config(settings)
-    except ConfigError as exc:
+        tls = build_tls(settings)
+    except (ConfigError, TlsConfigError) as exc:
         print(f"mlgate: {exc}", file=sys.stderr, flush=True)
         return 2
     quiet_protocol_errors()
@@ -90,6 +97,8 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
         log.warning("authentication is OFF (auth.enabled: false): anyone who can reach "
                     "%s:%s may invoke, manage and read everything", settings.host, settings.port)
     store = Store(settings.data_path / "state.db")
+    revocation_store = RevocationStore(settings.data_path / "state.db")
+    revocations = Revocations(revocation_store.current())
     apply_manifests(store, deployments)
     table = RouteTable()
     joiner = build_joiner(settings, store)
@@ -111,17 +120,33 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     jobs: JobRuntime | None = None
     workers: WorkerPool | None = None
     orphans: asyncio.Task[None] | None = None
+    buckets = build_buckets(settings, primary=True)
     code = 0
+
+    def revoked() -> None:  # the API changed the list: this process and every worker, now
+        current = revocation_store.current()
+        revocations.replace(current)
+        if workers is not None:
+            workers.publish_revocations(current)
+
+    revocation_store.subscribe(revoked)
     try:
-        app = build_app(settings, table, writer, auth, store, joiner=joiner, rollouts=rollouts)
+        app = build_app(settings, table, writer, auth, store, joiner=joiner, rollouts=rollouts,
+                        buckets=buckets, revocations=revocations,
+                        revocation_store=revocation_store)
         app[OBSERVER].attach(view=control_plane_view(store, runtime))
+        if tls is not None:
+            app.cleanup_ctx.append(tls.ctx)
         runner = GatewayRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                                **server_settings(build_limits(settings)))
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                           reuse_port=settings.workers > 1 or None, backlog=2048)
+                           reuse_port=settings.workers > 1 or None, backlog=2048,
+                           ssl_context=tls.context if tls is not None else None)
         await site.start()  # listening before any replica starts: a busy port starts nothing
         host, port = runner.addresses[0][:2]
+        private = await private_listener(runner) if tls is not None or settings.workers > 1 \
+            else None
         try:
             await runtime.start(reconciler.wake)
         except RuntimeProblem as exc:  # no cluster, credentials, RBAC: nothing can run
@@ -129,13 +154,18 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
                   file=sys.stderr, flush=True)
             return 1
         reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
-        jobs = build_job_supervisor(settings, store, host, port, config_file)
+        # runners call this gateway; with TLS on the port, over the private plain listener
+        job_port = private if tls is not None and private is not None else port
+        jobs = build_job_supervisor(settings, store, "127.0.0.1" if tls is not None else host,
+                                    job_port, config_file)
         app[OBSERVER].metrics.registry.register(jobs.metrics)
         await jobs.start()  # jobs the last run left Running resume now
         if settings.workers > 1:
-            workers, orphans = await start_workers(settings, runner, table, reconciler.demand,
-                                                   port, config_file, app[OBSERVER])
-        url = f"http://{host}:{port}"
+            assert private is not None
+            workers, orphans = await start_workers(settings, private, table, reconciler.demand,
+                                                   port, config_file, app[OBSERVER],
+                                                   lambda: revocations.current)
+        url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
         print(f"mlgate ready on {url}", flush=True)
         if on_ready is not None:
             on_ready(url)
@@ -166,6 +196,10 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
             await joiner.backend.close()
         await writer.close()
         store.close()
+        revocation_store.close()
+        close = getattr(buckets, "close", None)
+        if close is not None:
+            close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("storage: %s", writer.stats.as_dict())
@@ -174,22 +208,31 @@ async def run(settings: Settings, deployments: Sequence[ModelDeployment],
     return code
 
 
-async def start_workers(settings: Settings, runner: web.AppRunner, table: RouteTable,
-                        demand: Callable[[str], None], port: int, config_file: str | None,
-                        observer: Observer | None = None,
-                        ) -> tuple[WorkerPool, asyncio.Task[None]]:
-    """The gateway workers of ``workers: N`` (:mod:`deploy.serve.workers`): a private listener
-    on 127.0.0.1 for what they forward, the workers themselves, and the upload of spools
-    that workers of an earlier run with more of them left behind."""
+async def private_listener(runner: web.AppRunner) -> int:
+    """A plain listener on 127.0.0.1 (a free port) for this machine's own callers: what the
+    workers forward, and job runners when the public port speaks TLS. Its port."""
     internal = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await internal.start()
-    primary = f"127.0.0.1:{runner.addresses[-1][1]}"
+    return runner.addresses[-1][1]
+
+
+async def start_workers(settings: Settings, private: int, table: RouteTable,
+                        demand: Callable[[str], None], port: int, config_file: str | None,
+                        observer: Observer | None = None,
+                        revocations: Callable[[], RevocationList] | None = None,
+                        ) -> tuple[WorkerPool, asyncio.Task[None]]:
+    """The gateway workers of ``workers: N`` (:mod:`deploy.serve.workers`) forwarding to the
+    primary's ``private`` listener, and the upload of spools that workers of an earlier run
+    with more of them left behind."""
+    primary = f"127.0.0.1:{private}"
     orphans = asyncio.create_task(drain_orphan_spools(
         [build_writer(settings, d) for d in orphan_spool_dirs(settings.data_path,
                                                               settings.workers)]),
         name="mlgate-orphan-spools")
     pool = WorkerPool(settings.workers, table, worker_command(
-        config_file, settings.host, port, str(settings.data_path), primary), demand, observer)
+        config_file, settings.host, port, str(settings.data_path), primary, settings.workers),
+        demand, observer,
+        revocations)
     try:
         await pool.start()
     except BaseException:

@@ -21,7 +21,9 @@ from aiohttp import web
 from deploy.compose import (
     build_app,
     build_auth_config,
+    build_buckets,
     build_limits,
+    build_tls,
     build_writer,
     configure_logging_from,
 )
@@ -38,7 +40,9 @@ from gateway import (
     OBSERVER,
     GatewayRunner,
     Replica,
+    Revocations,
     RouteTable,
+    TlsConfigError,
     quiet_protocol_errors,
     server_settings,
 )
@@ -49,7 +53,8 @@ log = logging.getLogger("mlgate.worker")
 
 async def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides={
-        "host": args.host, "port": args.port, "data_dir": args.data_dir})
+        "host": args.host, "port": args.port, "data_dir": args.data_dir,
+        "workers": args.workers})  # as the primary runs: shares of bounds, the shared table
     quiet_protocol_errors()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -64,8 +69,19 @@ async def run_worker(args: argparse.Namespace) -> int:
         print(f"mlgate worker {args.index}: {exc}", file=sys.stderr, flush=True)
         return 1
     host, _, port = args.primary.rpartition(":")
+    revocations = Revocations()
+    try:
+        tls = build_tls(settings)
+        buckets = build_buckets(settings, primary=False)
+    except (TlsConfigError, OSError, ValueError) as exc:
+        print(f"mlgate worker {args.index}: {exc}", file=sys.stderr, flush=True)
+        await writer.close()
+        return 1
     app = build_app(settings, table, writer, build_auth_config(settings), store=None,
-                    forward_to=Replica(host, int(port)))
+                    forward_to=Replica(host, int(port)), buckets=buckets,
+                    revocations=revocations)
+    if tls is not None:
+        app.cleanup_ctx.append(tls.ctx)
     observer = app[OBSERVER]
     runner = GatewayRunner(app, handle_signals=False, access_log=None, shutdown_timeout=15,
                            **server_settings(build_limits(settings)))
@@ -83,13 +99,16 @@ async def run_worker(args: argparse.Namespace) -> int:
                 log.warning("the primary closed the link: stopping")
                 stop.set()
                 return
-            if message[0] == "table":
+            if message[0] == "revocations":
+                revocations.replace(message[1])
+            elif message[0] == "table":
                 apply_snapshot(table, message[1], demand)
                 if not listening:
                     listening = True
                     await runner.setup()
                     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                                       reuse_port=True, backlog=2048)
+                                       reuse_port=True, backlog=2048,
+                                       ssl_context=tls.context if tls is not None else None)
                     await site.start()
                     link.send("ready")
 
@@ -115,6 +134,9 @@ async def run_worker(args: argparse.Namespace) -> int:
             await runner.cleanup()
         await writer.close()
         await link.close()
+        buckets_close = getattr(buckets, "close", None)
+        if buckets_close is not None:
+            buckets_close()
         log.info("worker %d storage: %s", args.index, writer.stats.as_dict())
     return 0
 
@@ -127,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes serving the port, the primary included")
     parser.add_argument("--config")
     args = parser.parse_args(argv)
     try:

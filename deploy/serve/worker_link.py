@@ -7,10 +7,12 @@ untrusted byte is ever unpickled.
 
 Primary -> worker:
     ("table", TableSnapshot)        the route table, on every change
+    ("revocations", RevocationList) the revoked tokens, at start (before the first table)
+                                    and on every change
 Worker -> primary:
     ("ready",)                      listening, first table applied
     ("demand", deployment_id)       a request found no replica (cold start)
-    ("load", {id: (requests, in_flight)})   every ``LOAD_INTERVAL`` seconds
+    ("load", {id: (requests, in_flight, shed)})   every ``LOAD_INTERVAL`` seconds
     ("observed", gateway.peers.PeerReport)   once a second
 
 The snapshot functions are pure, so they are tested without processes.
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import RouteTable, TrafficRoute
+from gateway import DEFAULT_ADMISSION, Admission, RateRule, RouteTable, TrafficRoute
 
 LOAD_INTERVAL = 0.25
 OBSERVED_EVERY = 4
@@ -45,6 +47,8 @@ class DeploymentSnapshot:
     cold_start_timeout: float
     unavailable_reason: str
     ready: bool
+    admission: Admission = DEFAULT_ADMISSION
+    rate_limits: tuple[RateRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,8 @@ def snapshot(table: RouteTable) -> TableSnapshot:
         deployments=tuple(
             DeploymentSnapshot(d.id, d.model_name, d.model_version, d.role_name,
                                tuple((r.host, r.port) for r in d.replicas),
-                               d.cold_start_timeout, d.unavailable_reason, d.ready)
+                               d.cold_start_timeout, d.unavailable_reason, d.ready,
+                               d.admission, d.rate_limits)
             for d in sorted(table.deployments(), key=lambda d: d.id)),
         routes=tuple(sorted(table.routes(), key=lambda r: r.url_prefix)))
 
@@ -78,6 +83,8 @@ def apply_snapshot(table: RouteTable, snap: TableSnapshot,
         entry.on_demand = on_demand
         entry.cold_start_timeout = d.cold_start_timeout
         entry.ready = d.ready
+        entry.admission = d.admission
+        entry.rate_limits = d.rate_limits
         if tuple((r.host, r.port) for r in entry.replicas) != d.replicas:
             table.set_replicas(d.id, d.replicas)
         if entry.unavailable_reason != d.unavailable_reason:
@@ -88,9 +95,10 @@ def apply_snapshot(table: RouteTable, snap: TableSnapshot,
     table.set_routes(snap.routes)
 
 
-def load_report(table: RouteTable) -> dict[str, tuple[int, int]]:
-    """Per deployment: requests received so far and requests in flight now."""
-    return {d.id: (d.requests, d.in_flight) for d in table.deployments()}
+def load_report(table: RouteTable) -> dict[str, tuple[int, int, int]]:
+    """Per deployment: requests received so far, requests in flight now, and requests shed
+    so far for want of a replica slot."""
+    return {d.id: (d.requests, d.in_flight, d.shed) for d in table.deployments()}
 
 
 class Link:

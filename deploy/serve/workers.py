@@ -17,7 +17,13 @@ gateway-only processes:
   is forwarded unchanged to the primary's private listener on 127.0.0.1, so one
   process answers for the state it owns;
 * they follow the primary's routing table: the primary pushes a snapshot over a
-  private socketpair whenever it changes (:mod:`deploy.serve.worker_link`);
+  private socketpair whenever it changes (:mod:`deploy.serve.worker_link`), and the
+  revoked tokens the moment the API changes them (before the first table, so a worker
+  never listens without them);
+* rate limits count in one table every process maps (``<data_dir>/ratelimit.table``,
+  :mod:`gateway.buckets`), so a caller's quota is the same whichever process serves it;
+  the admission bounds (requests in flight per replica, waiting) are split between the
+  processes;
 * they report back: a request that finds no replica asks the primary for one at
   once (cold start), and every 0.25 s each worker sends its request count and
   in-flight requests per deployment; the primary adds them to its own
@@ -46,7 +52,7 @@ from pathlib import Path
 
 from deploy.local.process import die_with_parent
 from deploy.serve.worker_link import Link, TableSnapshot, snapshot
-from gateway import Observer, RouteTable
+from gateway import Observer, RevocationList, RouteTable
 from storage import RecordWriter
 
 log = logging.getLogger("mlgate.workers")
@@ -87,7 +93,7 @@ class _Worker:
     link: Link | None = None
     ready: asyncio.Future[None] | None = None
     sent: TableSnapshot | None = None
-    load: dict[str, tuple[int, int]] = field(default_factory=dict)
+    load: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     restarts: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -97,15 +103,17 @@ class WorkerPool:
 
     def __init__(self, count: int, table: RouteTable, command: list[str],
                  demand: Callable[[str], None] | None = None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None,
+                 revocations: Callable[[], RevocationList] | None = None) -> None:
         self.table = table
+        self.revocations = revocations
         self.observer = observer
         self.command = command
         self.demand = demand
         self.workers = [_Worker(i) for i in range(1, count)]
         self._stopping = False
         self._publisher: asyncio.Task[None] | None = None
-        self._last_requests: dict[tuple[int, str], int] = {}
+        self._last_requests: dict[tuple[int, str], tuple[int, int]] = {}
 
     async def start(self) -> None:
         """Start every worker; return once each is listening with the current table."""
@@ -183,6 +191,8 @@ class WorkerPool:
         finally:
             theirs.close()
         w.link = await Link.open(mine)
+        if self.revocations is not None:
+            w.link.send("revocations", self.revocations())
         self._send_table(w)
         try:
             while True:
@@ -218,20 +228,23 @@ class WorkerPool:
         elif kind == "observed" and self.observer is not None:
             self.observer.take_peer(w.index, message[1])
 
-    def _take_load(self, w: _Worker, load: dict[str, tuple[int, int]]) -> None:
-        """Fold one worker's report into the primary's entries: request counts as
+    def _take_load(self, w: _Worker, load: dict[str, tuple[int, int, int]]) -> None:
+        """Fold one worker's report into the primary's entries: request and shed counts as
         increments (a restarted worker counts from zero again), in-flight as the sum of
         every worker's latest report."""
         w.load = load
-        for dep_id, (requests, _) in load.items():
+        for dep_id, (requests, _, shed) in load.items():
             key = (w.index, dep_id)
-            last = self._last_requests.get(key, 0)
+            last, last_shed = self._last_requests.get(key, (0, 0))
             entry = self.table.get(dep_id)
             if entry is not None and requests > last:
                 entry.peer_requests += requests - last
-            self._last_requests[key] = requests
+            if entry is not None and shed > last_shed:
+                entry.peer_shed += shed - last_shed
+            self._last_requests[key] = (requests, shed)
         for entry in self.table.deployments():
-            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0))[1] for x in self.workers)
+            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0, 0))[1]
+                                       for x in self.workers)
 
     def _forget_load(self, w: _Worker) -> None:
         if self.observer is not None:
@@ -240,9 +253,16 @@ class WorkerPool:
         for key in [k for k in self._last_requests if k[0] == w.index]:
             del self._last_requests[key]
         for entry in self.table.deployments():
-            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0))[1] for x in self.workers)
+            entry.peer_in_flight = sum(x.load.get(entry.id, (0, 0, 0))[1]
+                                       for x in self.workers)
 
-    # -- the table ----------------------------------------------------------------------------
+    # -- the table and the revoked tokens ------------------------------------------------------
+
+    def publish_revocations(self, revoked: RevocationList) -> None:
+        """Every worker gets the new list now (the link keeps the order of messages)."""
+        for w in self.workers:
+            if w.link is not None:
+                w.link.send("revocations", revoked)
 
     def _send_table(self, w: _Worker) -> None:
         snap = snapshot(self.table)
@@ -260,10 +280,10 @@ class WorkerPool:
 
 
 def worker_command(config: str | None, host: str, port: int, data_dir: str,
-                   primary: str) -> list[str]:
+                   primary: str, workers: int = 2) -> list[str]:
     """The command line of a worker, less ``--index`` and ``--link-fd``."""
     cmd = [sys.executable, "-m", "deploy.serve.worker", "--host", host, "--port", str(port),
-           "--data-dir", data_dir, "--primary", primary]
+           "--data-dir", data_dir, "--primary", primary, "--workers", str(workers)]
     if config:
         cmd += ["--config", config]
     return cmd

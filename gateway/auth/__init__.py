@@ -4,9 +4,11 @@ A filter orchestrates; the work lives beside it, as in Envoy's ``jwt_authn``:
 ``tokens`` (parse, signature, claims), ``keys`` (keys bound to algorithms),
 ``jwks`` (key sources and the JWKS cache), ``authenticator`` (verified-token cache),
 ``classify`` (request -> action on resource), ``policy`` (the decision),
+``revocation`` (revoked tokens), ``abuse`` (addresses sending invalid tokens),
 ``filters`` (the two aiohttp middlewares).
 """
 
+from .abuse import InvalidTokenLimit, InvalidTokens
 from .authenticator import Authenticator, Principal, TokenCache
 from .classify import Classified, classify
 from .config import AuthConfig
@@ -35,6 +37,7 @@ from .policy import (
     parse_policy,
     roles_from_claims,
 )
+from .revocation import RevocationList, Revocations, TokenRevoked, revoked_reason
 from .tokens import ClaimRules
 
 __all__ = [
@@ -52,6 +55,8 @@ __all__ = [
     "Classified",
     "Decision",
     "Forbidden",
+    "InvalidTokenLimit",
+    "InvalidTokens",
     "JwksClient",
     "JwksSettings",
     "KeyConfigError",
@@ -60,9 +65,12 @@ __all__ = [
     "PolicyError",
     "Principal",
     "Resource",
+    "RevocationList",
+    "Revocations",
     "Rule",
     "StaticKeys",
     "TokenCache",
+    "TokenRevoked",
     "VerifyKey",
     "classify",
     "decide",
@@ -73,5 +81,6 @@ __all__ = [
     "make_authn_filter",
     "make_authz_filter",
     "parse_policy",
+    "revoked_reason",
     "roles_from_claims",
 ]

@@ -40,6 +40,8 @@ CATALOG_DOCUMENTS = "/service-catalog/api/models"
 RECORDS_PATH = "/api/v1/records"
 DATASET_PATH = "/api/v1/dataset"
 """Training data sets (logged inputs, predictions and labels): action ``dataset:read``."""
+REVOCATIONS_PATH = "/api/v1/token/revocation"
+"""Revoked tokens: actions ``token:read`` (list) and ``token:write`` (revoke, take back)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,9 @@ def classify(method: str, path: str, route_id: str | None = None) -> Classified:
         return Classified(Access("records:read", Resource("path", path)))
     if _under(path, DATASET_PATH) is not None and method in READ_METHODS:
         return Classified(Access("dataset:read", Resource("path", path)))
+    if _under(path, REVOCATIONS_PATH) is not None:
+        action = "token:read" if method in READ_METHODS else "token:write"
+        return Classified(Access(action, Resource("path", REVOCATIONS_PATH)))
     rest = _under(path, CATALOG_DOCUMENTS)
     if rest and method in READ_METHODS and "/" not in rest[1:]:
         # one deployment's document in the catalog: the same right as /model/<id>/api/model/info

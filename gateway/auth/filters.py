@@ -1,8 +1,9 @@
 """The authn and authz filters: thin shells over the authenticator, classifier and policy.
 
 authn: open paths (``/health``, ``/metrics``, the pages' static files) pass; everything else needs
-``Authorization: Bearer <JWT>`` that verifies, else 401 with ``WWW-Authenticate``.
-The principal is left on the request under ``PRINCIPAL_KEY``.
+``Authorization: Bearer <JWT>`` that verifies and is not revoked (:mod:`.revocation`), else
+401 with ``WWW-Authenticate``; an address that keeps sending invalid tokens gets 429
+(:mod:`.abuse`). The principal is left on the request under ``PRINCIPAL_KEY``.
 
 authz: classify the request, decide with the policy, 403 with the reason on deny.
 A routing step that resolves ``/custom/...`` to a ModelRoute before this filter
@@ -20,10 +21,12 @@ from multidict import MultiMapping
 
 from ..filters import hooks_filter
 from ..routing import RouteTable
+from .abuse import InvalidTokens
 from .authenticator import Authenticator, Principal
 from .classify import classify, is_open
 from .errors import AuthError, BadAuthRequest, Forbidden
 from .policy import Access, Decision, Policy, Resource, decide
+from .revocation import Revocations
 
 PRINCIPAL_KEY = web.RequestKey("mlgate_principal", Principal)
 ROUTE_ID_KEY = web.RequestKey("mlgate_route_id", str)
@@ -47,9 +50,20 @@ def bearer_token(headers: MultiMapping[str]) -> str:
     return token
 
 
-def make_authn_filter(authenticator: Authenticator) -> Callable:
+def make_authn_filter(authenticator: Authenticator, revocations: Revocations | None = None,
+                      invalid: InvalidTokens | None = None) -> Callable:
     async def verify(request: web.Request, token: str) -> None:
-        request[PRINCIPAL_KEY] = await authenticator.authenticate(token)
+        if invalid is not None:
+            invalid.check(request.remote)
+        try:
+            principal = await authenticator.authenticate(token)
+        except AuthError:
+            if invalid is not None:
+                invalid.failed(request.remote)
+            raise
+        if revocations is not None:
+            revocations.check(principal.claims)
+        request[PRINCIPAL_KEY] = principal
 
     def authn(request: web.Request) -> Awaitable[None] | None:
         if is_open(request.method, request.path):
@@ -58,6 +72,8 @@ def make_authn_filter(authenticator: Authenticator) -> Callable:
         principal = authenticator.cached(token)
         if principal is None:
             return verify(request, token)  # not seen yet: verify (keys may need fetching)
+        if revocations is not None:
+            revocations.check(principal.claims)
         request[PRINCIPAL_KEY] = principal
         return None
 

@@ -9,6 +9,12 @@ The JWKS client keeps the last good key set. It refreshes
 and never more often than ``min_refresh_interval``, so tokens with made-up kids
 cannot turn the gateway into a load generator against the issuer. A failed fetch
 keeps the previous keys.
+
+Key rotation needs no restart: a new ``kid`` is fetched when the first token naming it
+arrives. A key the issuer stops publishing is *retired*, not forgotten: it still
+verifies tokens for ``retired_key_grace`` seconds (their own ``exp`` still applies), so
+tokens signed before the rotation keep working until they expire. Set the grace to 0
+to drop a key at once (a compromised key: revoke its tokens too).
 """
 
 from __future__ import annotations
@@ -61,12 +67,16 @@ class JwksSettings:
     min_refresh_interval: float = 30.0
     timeout: float = 5.0
     max_bytes: int = 1 << 20
+    retired_key_grace: float = 86400.0
+    """Seconds a key the JWKS no longer lists still verifies tokens (their ``exp`` applies)."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"jwks_url must be an http(s) URL, got {self.url!r}")
         if self.ttl <= 0 or self.min_refresh_interval < 0 or self.timeout <= 0:
             raise ValueError("jwks ttl and timeout must be > 0, min_refresh_interval >= 0")
+        if self.retired_key_grace < 0:
+            raise ValueError("jwks retired_key_grace must be >= 0")
 
 
 class JwksFetchError(Exception):
@@ -82,6 +92,8 @@ class JwksClient:
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._keys: tuple[VerifyKey, ...] = ()
+        self._retired: dict[str, tuple[VerifyKey, float]] = {}
+        """kid -> (key, when the JWKS stopped listing it)."""
         self._digest = b""
         self._version = 0
         self._fetched_at: float | None = None
@@ -96,6 +108,12 @@ class JwksClient:
     @property
     def keys(self) -> tuple[VerifyKey, ...]:
         return self._keys
+
+    @property
+    def retired(self) -> tuple[VerifyKey, ...]:
+        """Keys no longer published that still verify tokens (within the grace)."""
+        horizon = self._clock() - self.settings.retired_key_grace
+        return tuple(key for key, since in self._retired.values() if since > horizon)
 
     async def start(self) -> None:
         """Open the HTTP session and try a first fetch (failure is logged, not fatal)."""
@@ -117,13 +135,19 @@ class JwksClient:
         now = self._clock()
         if self._fetched_at is not None and now - self._fetched_at > self.settings.ttl:
             self._refresh_in_background()
-        found = candidates(self._keys, kid)
+        found = self._candidates(kid)
         if not found and (kid is not None or not self._keys):
             if await self.refresh():
-                found = candidates(self._keys, kid)
+                found = self._candidates(kid)
         if not self._keys:
             raise ServiceUnavailable("the token issuer's signing keys are not available yet "
                                      "(JWKS fetch failed); retry later", retry_after=5)
+        return found
+
+    def _candidates(self, kid: str | None) -> list[VerifyKey]:
+        found = candidates(self._keys, kid)
+        if self._retired and (kid is None or not found):
+            found += candidates(self.retired, kid)
         return found
 
     def _refresh_in_background(self) -> None:
@@ -169,11 +193,29 @@ class JwksClient:
         self._fetched_at = self._clock()
         digest = hashlib.sha256(body).digest()
         if digest != self._digest:
+            self._retire(self._keys, keys)
             self._digest, self._keys = digest, keys
             self._version += 1
             log.info("JWKS %s: %d key(s): %s", self.settings.url, len(keys),
                      ", ".join(str(k.kid) for k in keys))
         return True
+
+    def _retire(self, old: tuple[VerifyKey, ...], new: tuple[VerifyKey, ...]) -> None:
+        """Keys (with a kid) that ``new`` no longer lists start their grace; a kid listed
+        again is no longer retired; grace periods over are forgotten."""
+        now = self._clock()
+        listed = {k.kid for k in new}
+        for key in old:
+            if key.kid is not None and key.kid not in listed and key.kid not in self._retired:
+                self._retired[key.kid] = (key, now)
+                if self.settings.retired_key_grace > 0:
+                    log.info("JWKS %s: key %s is no longer published; it verifies tokens for "
+                             "%gs more", self.settings.url, key.kid,
+                             self.settings.retired_key_grace)
+        horizon = now - self.settings.retired_key_grace
+        for kid in [k for k, (_, since) in self._retired.items()
+                    if k in listed or since <= horizon]:
+            del self._retired[kid]
 
     async def _http_fetch(self) -> bytes:
         assert self._session is not None, "JwksClient.start() was not called"

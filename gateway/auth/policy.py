@@ -11,8 +11,9 @@ OpenAPI document), ``deployment:read`` (also a deployment's live quality),
 ``deployment:write``, ``route:read``, ``route:write``, ``records:read`` (stored requests,
 answers and feedback), ``dataset:read`` (training data sets: the logged inputs, predictions
 and labels), ``job:read``, ``job:write`` (inference jobs; a job's model calls are then
-authorized as ``invoke`` with its submitter's roles), and ``admin`` (any other route the
-gateway serves; only a rule naming it or ``*`` grants it). Anything not allowed by some
+authorized as ``invoke`` with its submitter's roles), ``token:read``, ``token:write``
+(token revocations), and ``admin`` (any other route the gateway serves; only a rule
+naming it or ``*`` grants it). Anything not allowed by some
 rule is denied.
 
 The built-in rules mirror ODAHU's OPA policies (``odahu-flow`` ``permissions.rego``,
@@ -29,9 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..claims import claim_at
+
 ACTIONS = ("invoke", "info", "feedback", "read", "deployment:read", "deployment:write",
            "route:read", "route:write", "records:read", "dataset:read", "job:read", "job:write",
-           "admin")
+           "token:read", "token:write", "admin")
 RESOURCE_KINDS = ("deployment", "route", "job", "path")
 ROLE_NAME_ACTIONS = frozenset({"invoke", "info"})
 DEFAULT_ROLES_CLAIM = ("realm_access.roles", "roles")
@@ -144,7 +147,7 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> frozen
     role, or several when space-separated (the OAuth ``scope`` style).
     """
     for path in paths:
-        value: Any = claims.get(path) if path in claims else _walk(claims, path)
+        value = claim_at(claims, path)
         if value is None:
             continue
         if isinstance(value, str):
@@ -152,15 +155,6 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> frozen
         if isinstance(value, list):
             return frozenset(v for v in value if isinstance(v, str))
     return frozenset()
-
-
-def _walk(claims: Mapping[str, Any], path: str) -> Any:
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _str_list(raw: Any, where: str, key: str, default: Sequence[str] | None = None) -> list[str]:

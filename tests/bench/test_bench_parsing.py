@@ -69,3 +69,26 @@ def test_py_spy_stacks_sum_inclusive_once_per_stack_and_self_at_the_leaf(tmp_pat
     assert inclusive["main cli.py:9"] == 10
     assert inclusive["handle proxy.py:5"] == 10  # recursion counted once per stack
     assert own == {"send http1.py:138": 7, "handle proxy.py:5": 3}
+
+
+def test_the_overload_rows_report_ratios_and_whether_each_target_is_met() -> None:
+    import overload
+
+    one = {"capacity_rps": 19.0, "unloaded_p99_ms": 60.0, "goodput_rps": 18.0,
+           "admitted_p99_ms": 70.0, "refused_p50_ms": 0.4, "refused_p99_ms": 4.0,
+           "statuses": {200: 90, 503: 850}, "other_5xx": 0, "rss_idle_mb": 80.0,
+           "rss_peak_mb": 81.0, "after_p99_ms": 62.0}
+    spread = run.spread
+    s = {"overload": {
+        "runs": [one], "capacity_rps": spread([19.0]), "goodput_ratio": spread([18 / 19]),
+        "admitted_p99_ratio": spread([70 / 60]), "refused_p99_ratio": spread([4 / 60]),
+        "refused_p99_ms": spread([4.0]), "refused_p50_ms": spread([0.4]),
+        "after_p99_ratio": spread([62 / 60]), "rss_growth_mb": spread([1.0]),
+        "unloaded_p99_ms": spread([60.0]), "admitted_p99_ms": spread([70.0]),
+        "targets": overload.TARGETS, "met": True}}
+    rows = overload.markdown_rows(s, run.fmt)
+    assert len(rows) == 4 and all(row.endswith("| yes |") for row in rows)
+    assert "0.95 (0.95-0.95) of capacity" in rows[0]
+    assert "1.17 (1.17-1.17)x unloaded" in rows[1]
+    assert "200: 90, 503: 850" in rows[3]
+    assert overload.markdown_rows({}, run.fmt) == []

@@ -130,3 +130,23 @@ def test_a_replica_back_from_zero_gets_a_full_idle_period():
     observe(state, 60.0, 0, 0, POLICY, available=1)   # ready 19 s after the demand
     assert decide(state, POLICY, 80.0, True) == 1
     assert decide(state, POLICY, 90.0, True) == 0
+
+
+def test_requests_shed_at_the_admission_bound_ask_for_one_replica_more():
+    """The bound caps what is in flight, so shedding is the demand the in-flight count
+    cannot show: a sample with new refusals recommends one replica over those available."""
+    from deploy.control.autoscaler import ScalerState, ScalingPolicy, decide, observe
+
+    policy = ScalingPolicy(min_replicas=1, max_replicas=4, target_concurrency=10,
+                           window=1, scale_down_delay=10)
+    state = ScalerState.new(0.0)
+    observe(state, 1.0, 1, 10, policy, available=1, shed_total=0)
+    assert decide(state, policy, 1.0, True) == 1
+    observe(state, 2.0, 1, 30, policy, available=1, shed_total=15)
+    assert decide(state, policy, 2.0, True) == 2
+    observe(state, 3.0, 2, 60, policy, available=2, shed_total=20)
+    assert decide(state, policy, 3.0, True) == 3
+    observe(state, 4.0, 2, 80, policy, available=3, shed_total=20)  # no new refusals
+    assert decide(state, policy, 4.0, True) == 3  # kept for scale_down_delay
+    observe(state, 20.0, 1, 90, policy, available=3, shed_total=20)
+    assert decide(state, policy, 20.0, True) == 1

@@ -67,3 +67,39 @@ def test_autoscaler_config_becomes_every_deployments_scaling_defaults(tmp_path) 
     policy = load_settings(path, env={"MLGATE_AUTOSCALER_WINDOW": "7"}).autoscaler.policy()
     assert (policy.target_concurrency, policy.cold_start_timeout, policy.window) == (4, 45, 7)
     assert policy.scale_down_delay == ScalingPolicy().scale_down_delay
+
+
+def test_protection_settings_from_the_file_and_the_environment(tmp_path):
+    from deploy.compose import build_admission, build_gateway_config
+    from gateway import Admission, RateRule
+
+    path = tmp_path / "mlgate.yaml"
+    path.write_text(
+        "admission:\n  max_in_flight_per_replica: 4\n  timeout: 5\n"
+        "rate_limits:\n  rules:\n    - name: per-user\n      deployments: [\"*\"]\n"
+        "      rate: 600/m\n      burst: 20\n"
+        "overload:\n  max_memory_mb: 512\n"
+        "auth:\n  invalid_token_rate: 0\n")
+    s = load_settings(path, env={"MLGATE_ADMISSION_MAX_WAITING": "7", "MLGATE_WORKERS": "2"})
+    assert build_admission(s) == Admission(4, 7, 5.0, 300.0)
+    assert s.rate_limits.rules == (RateRule("per-user", 10.0, 20, "sub", ("*",)),)
+    config = build_gateway_config(s, None)
+    assert config.rate_limits == s.rate_limits.rules and config.processes == 2
+    assert config.overload.max_memory_mb == 512 and config.overload.max_loop_lag_ms == 1000
+    assert config.invalid_tokens.rate == 0
+    assert build_gateway_config(load_settings(None, env={}), None).invalid_tokens.rate == 2.0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("rate_limits:\n  rules:\n    - rate: 5\n", "rate_limits.rules\\[0\\]: name the deploy"),
+    ("admission:\n  max_waiting: -1\n", "admission.max_in_flight_per_replica and"),
+    ("admission:\n  timeout: 0\n", "admission.timeout"),
+    ("tls:\n  cert_file: a.pem\n", "set both cert_file and key_file"),
+    ("overload:\n  max_memory_mb: -5\n", "overload.max_memory_mb"),
+    ("auth:\n  invalid_token_rate: often\n", "auth.invalid_token_rate: not a rate"),
+])
+def test_protection_settings_errors_name_the_key(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env={})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import threading
@@ -160,9 +161,13 @@ def test_the_dashboard_has_the_seed_panels_and_a_deployment_variable():
     assert {"Availability", "Replicas", "CPU", "Memory", "Failed HTTP requests",
             "Failed HTTP requests ratio", "Latency", "Request volume", "Model quality",
             "Labelled predictions", "Feedback", "Label delay", "Rollout weight",
-            "Rollout phase", "Rollout judgements"} <= titles
-    assert [p["title"] for p in doc["panels"] if p["type"] == "row"] == ["Model quality",
-                                                                          "Canary rollouts"]
+            "Rollout phase", "Rollout judgements", "Overload", "Gateway pressure"} <= titles
+    assert [p["title"] for p in doc["panels"] if p["type"] == "row"] == [
+        "Model quality", "Canary rollouts", "Overload and abuse"]
+    overload = next(p for p in doc["panels"] if p["title"] == "Overload")
+    assert [re.search(r"rate\((\w+)\{", t["expr"]).group(1) for t in overload["targets"]] == [
+        "mlgate_requests_shed_total", "mlgate_requests_rate_limited_total",
+        "mlgate_requests_timed_out_total", "mlgate_requests_revoked_total"]
     variables = {v["name"]: v for v in doc["templating"]["list"]}
     assert variables["deployment"]["type"] == "query"
     assert "label_values(" in variables["deployment"]["definition"]
@@ -178,7 +183,9 @@ def test_the_dashboard_has_the_seed_panels_and_a_deployment_variable():
             assert "$deployment" in target["expr"] or "$route" in target["expr"] \
                 or "mlgate_records" in target["expr"] \
                 or "mlgate_spool" in target["expr"] \
-                or "mlgate_feedback_unmatched" in target["expr"], target["expr"]
+                or "mlgate_feedback_unmatched" in target["expr"] \
+                or "mlgate_overload_level" in target["expr"] \
+                or "mlgate_record_queue" in target["expr"], target["expr"]
 
 
 @pytest.mark.parametrize("args", [
@@ -204,7 +211,8 @@ def test_prometheus_scrapes_the_stack_and_loads_the_alert_rules(stack, prometheu
     rules = {r["name"]: r for g in groups for r in g["rules"]}
     assert set(rules) == {"MlgateHighErrorRatio", "MlgateHighLatency", "MlgateNoReplicas",
                           "MlgateDeploymentFailed", "MlgateRecordsDropped",
-                          "MlgateRolloutRolledBack"}
+                          "MlgateRolloutRolledBack", "MlgateRecordQueueFilling",
+                          "MlgateShedding", "MlgateGatewayOverloaded"}
     assert all(r["health"] in ("ok", "unknown") for r in rules.values()), rules
     # the in-flight series the Kubernetes runtime's KEDA ScaledObject queries, as it queries it
     assert wait_until(lambda: query(

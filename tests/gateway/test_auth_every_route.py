@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.compose import build_app, build_writer
 from deploy.config import load_settings
+from deploy.control.revocations import RevocationStore
 from deploy.control.store import Store
 from gateway import RouteTable
 from gateway.auth.classify import OPEN_ASSETS, OPEN_PATHS, PAGE_ASSETS, is_open
@@ -31,19 +32,24 @@ def concrete(formatter: str) -> str:
 
 @pytest.fixture
 async def app_client(tmp_path):
-    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path)})
+    # every route gets a bad token here: the limit on invalid tokens per address is off
+    settings = load_settings(env={"MLGATE_AUTH_INVALID_TOKEN_RATE": "0"},
+                             overrides={"data_dir": str(tmp_path)})
     writer = build_writer(settings)
     await writer.start()
     table = RouteTable()
     table.upsert("wine-v1", "wine", "1.0")
     store = Store(tmp_path / "state.db")
-    app = build_app(settings, table, writer, store=store)  # the management API too
+    revocations = RevocationStore(tmp_path / "state.db")
+    app = build_app(settings, table, writer, store=store,  # the management API too
+                    revocation_store=revocations)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     yield app, client
     await client.close()
     await writer.close()
     store.close()
+    revocations.close()
 
 
 async def test_every_registered_route_needs_a_token(app_client):

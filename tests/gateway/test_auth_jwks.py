@@ -54,7 +54,7 @@ async def test_rotation_unknown_kid_refreshes_once_and_is_rate_limited(jwks_serv
     clock = Clock()
     old, new = Issuer(rsa_kid="2024"), Issuer(rsa_kid="2025")
     jwks_server.app[DOC]["body"] = old.jwks()
-    client = await client_for(jwks_server, clock, min_refresh_interval=30)
+    client = await client_for(jwks_server, clock, min_refresh_interval=30, retired_key_grace=0)
     auth = Authenticator(client, RULES, ("realm_access.roles",))
     try:
         assert (await auth.authenticate(old.token())).subject == "alice"
@@ -86,17 +86,47 @@ async def test_the_key_set_changing_drops_cached_tokens(jwks_server):
     clock = Clock()
     first = Issuer(rsa_kid="k1")
     jwks_server.app[DOC]["body"] = first.jwks()
-    client = await client_for(jwks_server, clock, min_refresh_interval=0)
+    client = await client_for(jwks_server, clock, min_refresh_interval=0, retired_key_grace=0)
     auth = Authenticator(client, RULES, ("realm_access.roles",))
     try:
         token = first.token()
         await auth.authenticate(token)
         assert len(auth.cache) == 1
-        jwks_server.app[DOC]["body"] = Issuer(rsa_kid="k2").jwks()  # k1 revoked
+        jwks_server.app[DOC]["body"] = Issuer(rsa_kid="k2").jwks()  # k1 dropped at once
         await client.refresh()
         with pytest.raises(AuthError) as err:
             await auth.authenticate(token)
         assert err.value.kind == "unknown_kid"
+    finally:
+        await client.close()
+
+
+async def test_a_rotated_out_key_verifies_its_tokens_for_the_grace_then_not(jwks_server):
+    """Rotation without restart: the new key is fetched for its first token; the old one,
+    no longer published, still verifies tokens signed before (their own exp applies)
+    until ``retired_key_grace`` is over."""
+    clock = Clock()
+    old, new = Issuer(rsa_kid="2024"), Issuer(rsa_kid="2025")
+    jwks_server.app[DOC]["body"] = old.jwks()
+    client = await client_for(jwks_server, clock, min_refresh_interval=0,
+                              retired_key_grace=600)
+    auth = Authenticator(client, RULES, ("realm_access.roles",))
+    try:
+        before = old.token(old.claims(sub="bob"))
+        jwks_server.app[DOC]["body"] = new.jwks()  # the issuer publishes only the new key
+        assert (await auth.authenticate(new.token())).subject == "alice"
+        assert "2024" not in {k.kid for k in client.keys}
+        assert [k.kid for k in client.retired] == ["2024"]
+        assert (await auth.authenticate(before)).subject == "bob"
+        clock.now += 601
+        await client.refresh()
+        assert client.retired == ()
+        with pytest.raises(AuthError) as err:
+            await auth.authenticate(old.token(old.claims(sub="carol")))
+        assert err.value.kind == "unknown_kid"
+        jwks_server.app[DOC]["body"] = {"keys": old.jwks()["keys"][:1] + new.jwks()["keys"]}
+        await client.refresh()  # published again: a live key, not a retired one
+        assert {"2024", "2025"} <= {k.kid for k in client.keys} and client.retired == ()
     finally:
         await client.close()
 

@@ -71,7 +71,8 @@ async def test_primary_answers_while_the_mirror_hangs_then_the_copy_is_logged(ga
     assert copy.extra == {"route": "wine-shadow", "target": "m", "mirror": True}
     assert orjson.loads(copy.response_body) == {"served_by": "m"}
     assert (primary.request_id, primary.model_name) == ("shadow-1", "model-a")
-    assert mirror.stats.as_dict() == {"copied": 1, "dropped": 0, "answered": 1, "failed": 0}
+    assert mirror.stats.as_dict() == {"copied": 1, "dropped": 0, "answered": 1, "failed": 0,
+                                      "shed": 0}
 
 
 async def test_copies_in_flight_are_bounded_and_the_rest_dropped_and_counted(gateway):

@@ -153,3 +153,48 @@ def test_memory_of_predictions_is_bounded(monkeypatch):
     for rid in ("a", "b", "c"):
         memory.remember(rid, "wine", "1.0")
     assert list(memory.predictions) == ["b", "c"]
+
+
+def _jwt(claims: dict) -> str:
+    import base64
+    import json
+
+    def part(doc: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def test_revoking_a_token_names_it_by_its_jti_and_keeps_its_exp():
+    body = _ops.revocation_body(None, None, None, _jwt({"jti": "t-1", "exp": 2e9}), None,
+                                "leaked")
+    assert body == {"jti": "t-1", "expiresAt": 2e9, "reason": "leaked"}
+    script = Script([("POST", "/token/revocation", (201, {"id": 3, "jti": "t-1"}))])
+    entry = script.run(_ops.revoke(body))
+    assert entry.id == "3" and entry.jti == "t-1" and script.sent[0].json == body
+    assert _ops.revocation_body(None, "alice", "2030-01-01T00:00:00Z", None, None, "") == {
+        "sub": "alice", "before": "2030-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((None, None, None, None), "exactly one"),
+    (("a", "b", None, None), "exactly one"),
+    (("a", None, None, _jwt({"jti": "x"})), "not several"),
+    ((None, None, None, _jwt({"sub": "bob"})), "carries no jti"),
+    ((None, None, None, "not-a-jwt"), "not a JWT"),
+    ((None, None, None, "a.!!!.c"), "not a JWT"),
+])
+def test_a_revocation_must_name_one_thing(args, message):
+    jti, sub, before, token = args
+    with pytest.raises(ValueError, match=message):
+        _ops.revocation_body(jti, sub, before, token, None, "")
+
+
+def test_listing_and_taking_back_revocations():
+    script = Script([("GET", "/token/revocation", (200, [{"id": 1, "sub": "bob",
+                                                          "before": "2030-01-01T00:00:00Z"}])),
+                     ("DELETE", "/token/revocation/1", (200, {"message": "deleted"}))])
+    (entry,) = script.run(_ops.list_revocations())
+    assert (entry.sub, entry.before, entry.jti) == ("bob", "2030-01-01T00:00:00Z", None)
+    assert "bob" in str(entry) and "bob" in repr(entry)
+    assert script.run(_ops.delete_revocation(1)) == "deleted"
