@@ -195,7 +195,8 @@ def test_swagger_ui_and_openapi_document_are_served_locally(stack):
                                  f"{DEPLOYMENTS}/{{id}}/quality", f"{ROUTES}/{{id}}/quality",
                                  "/api/v1/dataset", f"{ROUTES}/{{id}}/rollout",
                                  *(f"{ROUTES}/{{id}}/rollout/{action}" for action in (
-                                     "promote", "abort", "pause", "resume"))}
+                                     "promote", "abort", "pause", "resume")),
+                                 "/api/v1/token/revocation", "/api/v1/token/revocation/{id}"}
     refs = {ref.rsplit("/", 1)[1] for ref in _refs(doc)}
     assert refs <= set(doc["components"]["schemas"])
 

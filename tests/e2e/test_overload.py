@@ -70,7 +70,8 @@ def metric(stack, name: str, **labels: str) -> float:
     text = httpx.get(f"{stack.url}/metrics", timeout=30).text
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if (line.startswith((name + "{", name + " "))
+                and all(f'{k}="{v}"' in line for k, v in labels.items())):
             total += float(line.rsplit(" ", 1)[1])
     return total
 

@@ -78,6 +78,7 @@ auth:
   issuer: {ISSUER}
   audience: {AUDIENCE}
   jwks_refresh_min_interval: 0
+  invalid_token_burst: 1000  # this module sends bad tokens on purpose; test_credentials limits them
 gateway:
   max_body_bytes: 1048576
   idle_timeout: 2

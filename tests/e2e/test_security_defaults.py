@@ -49,9 +49,15 @@ def stack(mlgate_module, demo_models):
     return mlgate_module(["-f", str(EXAMPLES / "wine-v1.yaml")])
 
 
-@pytest.mark.parametrize(("method", "path"), PROTECTED, ids=[f"{m} {p}" for m, p in PROTECTED])
-def test_every_path_but_health_and_metrics_refuses_without_a_valid_token(stack, method, path):
-    with httpx.Client(base_url=stack.url, timeout=30) as client:
+@pytest.mark.parametrize(("number", "method", "path"),
+                         [(n, m, p) for n, (m, p) in enumerate(PROTECTED)],
+                         ids=[f"{m} {p}" for m, p in PROTECTED])
+def test_every_path_but_health_and_metrics_refuses_without_a_valid_token(stack, number, method,
+                                                                         path):
+    # Each path from its own loopback address: by default an address that keeps sending
+    # invalid tokens is answered 429 after 20 of them (test_credentials checks that).
+    transport = httpx.HTTPTransport(local_address=f"127.0.0.{10 + number}")
+    with httpx.Client(base_url=stack.url, timeout=30, transport=transport) as client:
         for headers in ({}, {"Authorization": "Bearer x.y.z"},
                         {"Authorization": f"Bearer {stack.token[:-4]}AAAA"},
                         {"Authorization": f"Basic {stack.token}"}):
