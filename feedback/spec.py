@@ -11,7 +11,8 @@
 A field left out is inferred, per record, with rules that are safe to apply blindly:
 
 - ``prediction``: ``$.prediction`` when the answer has it (the odahu-ml-server protocol),
-  else ``$.outputs[0].data`` when the answer has exactly one output (KServe v2 / Triton);
+  else ``$.predictions`` (MLflow's ``/invocations``), else ``$.outputs[0].data`` when the
+  answer has exactly one output (KServe v2 / Triton);
 - ``task``: regression, and only when the predictions are numbers (a model answering
   strings gets ``quality: not configured`` until its spec says ``classification``);
 - ``label``: the feedback JSON's only numeric top-level field (``{"truthful": 6}``), or the
@@ -35,7 +36,7 @@ CELL_SECONDS = 60
 """Figures are kept per minute of prediction time: windows are whole minutes."""
 FIELDS = ("task", "prediction", "label", "window")
 
-INFERRED_PREDICTIONS = ("$.prediction", "$.outputs[0].data")
+INFERRED_PREDICTIONS = ("$.prediction", "$.predictions", "$.outputs[0].data")
 LABEL_INFERRED = "the feedback's only numeric field"
 CLASS_LABEL_INFERRED = "the feedback's only field"
 

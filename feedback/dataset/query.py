@@ -58,7 +58,8 @@ class ExportQuery:
     task: str = "regression"
     """How predictions and labels are typed: numbers (regression) or classes (text)."""
     prediction: str | None = None
-    """JSONPath into the answers; None: ``$.prediction``, else a single ``outputs[0].data``."""
+    """JSONPath into the answers; None: ``$.prediction``, ``$.predictions``, else a single
+    ``outputs[0].data``."""
     label: str | None = None
     """JSONPath into the feedback; None: its only numeric field (its only field, for a
     classification)."""

@@ -59,6 +59,8 @@ def prediction_rows(content: str | None, prediction: str | None, task: str) -> l
         return None
     if prediction is None:
         found = doc.get("prediction", MISSING) if isinstance(doc, dict) else MISSING
+        if found is MISSING and isinstance(doc, dict):
+            found = doc.get("predictions", MISSING)
         if found is MISSING and isinstance(doc, dict) and isinstance(doc.get("outputs"), list) \
                 and len(doc["outputs"]) == 1 and isinstance(doc["outputs"][0], dict):
             found = doc["outputs"][0].get("data", MISSING)

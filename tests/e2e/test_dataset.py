@@ -39,6 +39,11 @@ def stack(mlgate_module, demo_models, tmp_path_factory):
         two = client.post("/model/wine-v1/api/model/invoke", headers={"Request-ID": "ds-two"},
                           json={"columns": SEED_COLUMNS, "data": [SEED_ROW, SEED_ROW]})
         assert two.status_code == 200
+        # MLflow's protocol: dataframe_split in, {"predictions": [...]} out
+        mlflow = client.post("/model/wine-v1/invocations", headers={"Request-ID": "ds-mlflow"},
+                             json={"dataframe_split": {"columns": SEED_COLUMNS,
+                                                       "data": [SEED_ROW]}})
+        assert mlflow.status_code == 200 and len(mlflow.json()["predictions"]) == 1
         # records whose contents are not JSON are no rows (and break nothing): a document
         # the gateway answers itself (no request body), a body the model refuses
         assert client.get("/model/wine-v1/api/model/info").status_code == 200
@@ -49,7 +54,8 @@ def stack(mlgate_module, demo_models, tmp_path_factory):
         send_feedback(client, "ds-0", {"truthful": 8})  # a correction
         send_feedback(client, "ds-5", {"truthful": "?"})  # invalid: no label in the set
         send_feedback(client, "ds-two", {"truthful": [6, 7]})
-        settle(client, "wine-v1", lambda t: t["labelled"] == 5, "the labels")
+        send_feedback(client, "ds-mlflow", {"truthful": 6})
+        settle(client, "wine-v1", lambda t: t["labelled"] == 6, "the labels")
     return proc
 
 
@@ -79,7 +85,7 @@ def labelled_mae(df: pd.DataFrame) -> float:
 def test_the_parquet_holds_one_row_per_input_row_with_features_prediction_and_label(
         stack, parquet):
     df = pd.read_parquet(parquet).sort_values(["request_id", "row"])
-    assert len(df) == 8  # six one-row requests and one of two rows
+    assert len(df) == 9  # seven one-row requests and one of two rows
     assert list(df.columns[:4]) == ["request_id", "row", "deployment_id", "time"]
     for name, value in zip(SEED_COLUMNS, SEED_ROW, strict=True):  # typed from the values
         assert df[name].dtype == ("int64" if isinstance(value, int) else "float64"), name
@@ -91,6 +97,10 @@ def test_the_parquet_holds_one_row_per_input_row_with_features_prediction_and_la
         '{"truthful":"?"}'
     assert [by_id[("ds-two", n)].label for n in (0, 1)] == [6.0, 7.0]
     assert str(by_id[("ds-0", 0)].model_version) == "1.0"
+    # the MLflow call is a row like the others: its features, its prediction, its label
+    mlflow, seed = (df[df["request_id"] == rid].iloc[0] for rid in ("ds-mlflow", "ds-1"))
+    assert list(mlflow[SEED_COLUMNS]) == list(seed[SEED_COLUMNS]) == SEED_ROW
+    assert mlflow["prediction"] == seed["prediction"] and mlflow["label"] == 6.0
     with stack.client() as client:
         api = client.get("/api/v1/model/deployment/wine-v1/quality",
                          params={"since": "24h"}).json()["totals"]
@@ -101,14 +111,14 @@ def test_the_parquet_holds_one_row_per_input_row_with_features_prediction_and_la
 def test_duckdb_and_spark_read_the_tree_without_options(parquet):
     [rows] = duckdb.sql(f"SELECT count(*), count(label), min(model_name), min(year) "
                         f"FROM '{parquet}/**/*.parquet'").fetchall()
-    assert rows[:3] == (8, 6, "wine") and rows[3] >= 2026
+    assert rows[:3] == (9, 7, "wine") and rows[3] >= 2026
     from feedback.dataset.spark import session
 
     spark = session()
     df = spark.read.parquet(str(parquet))
-    assert df.count() == 8
+    assert df.count() == 9
     assert {"model_name", "model_version", "year", "month", "day", "label"} <= set(df.columns)
-    assert df.where("label IS NOT NULL").count() == 6
+    assert df.where("label IS NOT NULL").count() == 7
 
 
 def test_re_running_a_range_rewrites_the_same_files_and_since_exports_only_new_hours(
@@ -117,12 +127,12 @@ def test_re_running_a_range_rewrites_the_same_files_and_since_exports_only_new_h
     again = export(stack, parquet, "--format", "parquet")
     after = sorted(p.relative_to(parquet) for p in parquet.rglob("*.parquet"))
     assert after == before and len(again) == len(before)
-    assert len(pd.read_parquet(parquet)) == 8  # no duplicates
+    assert len(pd.read_parquet(parquet)) == 9  # no duplicates
     first = pd.read_parquet(parquet)["time"].min()
     later = export(stack, parquet, "--format", "parquet", "--since",
                    (first + pd.Timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     assert later == []  # nothing after the first hour yet
-    assert len(pd.read_parquet(parquet)) == 8
+    assert len(pd.read_parquet(parquet)) == 9
 
 
 def test_labelled_only_and_json_lines(stack, tmp_path):
@@ -130,7 +140,7 @@ def test_labelled_only_and_json_lines(stack, tmp_path):
     assert files and all(f.endswith(".jsonl") for f in files)
     rows = duckdb.sql(f"SELECT request_id, label FROM read_json_auto('{tmp_path}/jsonl/**/*.jsonl')"
                       " ORDER BY request_id, label").fetchall()
-    assert len(rows) == 6 and all(label is not None for _, label in rows)
+    assert len(rows) == 7 and all(label is not None for _, label in rows)
 
 
 def test_the_spark_engine_writes_the_same_rows(stack, parquet, tmp_path):
@@ -165,8 +175,8 @@ def test_the_api_streams_the_data_set_for_the_sdk(stack):
         df = pd.read_parquet(io.BytesIO(resp.content))
         jsonl = client.get("/api/v1/dataset", params={"model": "wine", "format": "jsonl"})
         bad = client.get("/api/v1/dataset", params={"format": "csv", "since": "soon"})
-    assert len(df) == 6 and set(df["model_name"]) == {"wine"} and "year" not in df.columns
-    assert len(jsonl.text.splitlines()) == 8
+    assert len(df) == 7 and set(df["model_name"]) == {"wine"} and "year" not in df.columns
+    assert len(jsonl.text.splitlines()) == 9
     assert bad.status_code == 400
     assert "model is required" in bad.json()["message"]
     assert "format must be one of parquet, jsonl" in bad.json()["message"]
