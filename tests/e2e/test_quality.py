@@ -328,8 +328,9 @@ def test_mlgate_quality_prints_a_table_and_json(stack):
 
 def test_restart_rebuilds_the_same_figures_from_storage(stack):
     """Last in the module: the stack is stopped (everything uploaded) and started again."""
-    params = {"since": "6h", "until": (datetime.now(UTC) + timedelta(minutes=5)).strftime(
-        "%Y-%m-%dT%H:%M"), "window": "1m"}
+    now = datetime.now(UTC)  # absolute bounds: "6h" would move with the restart's minutes
+    params = {"since": (now - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"),
+              "until": (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"), "window": "1m"}
     with stack.client() as client:
         time.sleep(1.5)  # the last records through the join
         before = {dep: quality(client, dep, **params) for dep in ("wine-v1", "wine-v2")}
