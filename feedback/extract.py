@@ -42,6 +42,7 @@ LABEL_REASONS = (MISSING_LABEL, AMBIGUOUS, NOT_A_NUMBER, NOT_A_CLASS, UNKNOWN_CL
 Values = tuple[float, ...] | tuple[str, ...]
 
 _INFERRED_PATHS = tuple(compile_path(p) for p in INFERRED_PREDICTIONS)
+_SINGLE_OUTPUT = _INFERRED_PATHS[-1]  # $.outputs[0].data: KServe v2 / Triton
 
 
 def is_number(value: Any) -> bool:
@@ -70,6 +71,17 @@ def _rows(value: Any) -> list[Any]:
     return [r[0] if isinstance(r, list) and len(r) == 1 else r for r in rows]
 
 
+def inferred_prediction(doc: Any) -> tuple[str, Any]:
+    """``(path, value)`` of the prediction an answer holds when ``spec.quality.prediction``
+    is not set (``INFERRED_PREDICTIONS``; the ``outputs`` one only when there is exactly one
+    output), or ``("", MISSING)``."""
+    for candidate in _INFERRED_PATHS:
+        found = candidate.find(doc)
+        if found is not MISSING and (candidate is not _SINGLE_OUTPUT or len(doc["outputs"]) == 1):
+            return candidate.text, found
+    return "", MISSING
+
+
 def read_prediction(content: Any, spec: QualitySpec) -> tuple[Values | None, str, str]:
     """``(values, path, problem)`` from a logged ``response_content``: values ``None`` when
     unreadable (``problem`` says why; ``path`` is the JSONPath used or tried)."""
@@ -80,12 +92,7 @@ def read_prediction(content: Any, spec: QualitySpec) -> tuple[Values | None, str
     if spec.prediction_path is not None:
         path, found = spec.prediction, spec.prediction_path.find(doc)
     else:
-        path, found = "", MISSING
-        for candidate in _INFERRED_PATHS:
-            found = candidate.find(doc)
-            if found is not MISSING:
-                path = candidate.text
-                break
+        path, found = inferred_prediction(doc)
         if found is MISSING:
             return None, "", "the answer has no prediction or single output (set " \
                              "spec.quality.prediction)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..extract import class_key, is_number, read_label
+from ..extract import class_key, inferred_prediction, is_number, read_label
 from ..paths import MISSING, compile_path
 from ..spec import REGRESSION, QualitySpec
 
@@ -58,12 +58,7 @@ def prediction_rows(content: str | None, prediction: str | None, task: str) -> l
     if doc is MISSING:
         return None
     if prediction is None:
-        found = doc.get("prediction", MISSING) if isinstance(doc, dict) else MISSING
-        if found is MISSING and isinstance(doc, dict):
-            found = doc.get("predictions", MISSING)
-        if found is MISSING and isinstance(doc, dict) and isinstance(doc.get("outputs"), list) \
-                and len(doc["outputs"]) == 1 and isinstance(doc["outputs"][0], dict):
-            found = doc["outputs"][0].get("data", MISSING)
+        found = inferred_prediction(doc)[1]
     else:
         found = compile_path(prediction).find(doc)
     if found is MISSING or found is None:
